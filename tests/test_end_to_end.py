@@ -1,0 +1,87 @@
+"""`resdepth run` on the real BreastMNIST file, then `resdepth book`, as a user runs them.
+
+One small grid (2 depths x 2 seeds x 2 epochs) is run once per session and shared by the tests below.
+"""
+import json, re, time
+from html.parser import HTMLParser
+from pathlib import Path
+import nbformat
+import numpy as np
+import pytest
+from conftest import ROOT, run_cli, chromium_dom
+
+GRID = ['--study', 'e2e', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0', '1', '--epochs', '2']
+IDS = [f'breastmnist-28-d{d}-s{s}' for d in (1, 2) for s in (0, 1)]
+
+@pytest.fixture(scope='module')
+def grid(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp('runs')
+    p = run_cli('run', *GRID, '--data-dir', shared_data, '--out', out)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return out, p
+
+def test_each_cell_leaves_a_record_and_an_executed_notebook(grid):
+    out, p = grid
+    study = out/'e2e'
+    assert sorted(f.name for f in study.iterdir()) == sorted([f'{i}.json' for i in IDS] + [f'{i}.ipynb' for i in IDS])
+    for i in IDS:
+        r = json.loads((study/f'{i}.json').read_text())
+        assert r['status'] == 'ok' and r['cell_id'] == i
+        assert r['config']['epochs'] == 2 and r['config']['dataset'] == 'breastmnist'
+        assert r['epochs_run'] == 2 and len(r['history']) == 2 and r['best_epoch'] in (0, 1)
+        assert set(r['metrics']) == {'accuracy', 'auc', 'balanced_accuracy', 'confusion_matrix'}
+        assert np.array(r['metrics']['confusion_matrix']).sum() == r['n']['test'] == 156
+        assert r['model']['feature_map'] == {1: 7, 2: 4}[r['config']['depth']]
+        assert set(r['seconds']) == {'data', 'train', 'eval', 'total'} and r['seconds']['train'] > 0
+        assert {'python', 'torch', 'fastai', 'resdepth'} <= set(r['environment'])
+        nb = nbformat.read(study/f'{i}.ipynb', as_version=4)
+        assert nb.metadata.papermill.parameters['depth'] == r['config']['depth']
+        printed = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', []))
+        assert f"test accuracy {r['metrics']['accuracy']:.4f}" in printed
+    assert p.stdout.count('accuracy') == len(IDS) and '[4/4]' in p.stdout and 'ETA' in p.stdout
+
+def test_rerun_skips_every_finished_cell(grid, shared_data):
+    out, _ = grid
+    before = {f.name: f.stat().st_mtime_ns for f in (out/'e2e').iterdir()}
+    t0 = time.perf_counter()
+    p = run_cli('run', *GRID, '--data-dir', shared_data, '--out', out)
+    assert p.returncode == 0 and 'already done; nothing to run' in p.stdout, p.stdout + p.stderr
+    assert {f.name: f.stat().st_mtime_ns for f in (out/'e2e').iterdir()} == before
+    print(f"rerun of a finished study: {time.perf_counter() - t0:.1f} s")
+
+def test_other_protocol_is_refused_and_records_stay(grid, shared_data):
+    out, _ = grid
+    before = {f.name: f.read_bytes() for f in (out/'e2e').iterdir()}
+    p = run_cli('run', *GRID[:-1], '3', '--data-dir', shared_data, '--out', out)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert 'epochs=2' in p.stderr and 'epochs=3' in p.stderr
+    assert {f.name: f.read_bytes() for f in (out/'e2e').iterdir()} == before
+
+class _Tables(HTMLParser):
+    "Collect the text of every table cell inside the Table 7 block of a page."
+    def __init__(self):
+        super().__init__(); self.cells, self.depth, self.td = [], 0, False
+    def handle_starttag(self, tag, attrs):
+        if tag == 'div' and ('class', 'resdepth-table7') in attrs: self.depth = 1
+        elif tag == 'div' and self.depth: self.depth += 1
+        if tag in ('td', 'th') and self.depth: self.td = True; self.cells.append('')
+    def handle_endtag(self, tag):
+        if tag == 'div' and self.depth: self.depth -= 1
+        if tag in ('td', 'th'): self.td = False
+    def handle_data(self, data):
+        if self.td: self.cells[-1] += data
+
+def test_book_shows_the_grid(grid, tmp_path):
+    out, _ = grid
+    p = run_cli('book', '--runs', out, '--out', tmp_path/'book', '--project', ROOT)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert re.search(r'rendered with (quarto|jupyter-book)', p.stdout)
+    results = tmp_path/'book'/'book'/'results.html'
+    assert (tmp_path/'book'/'index.html').exists() and results.exists()
+    t = _Tables(); t.feed(chromium_dom(results))
+    assert 'BreastMNIST - 28x28' in t.cells and 'Block 1' in t.cells and 'Block 2' in t.cells
+    for depth in (1, 2):
+        accs = [json.loads((out/'e2e'/f'breastmnist-28-d{depth}-s{s}.json').read_text())['metrics']['accuracy'] for s in (0, 1)]
+        assert f"{np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f} (n=2)" in t.cells, t.cells
+    methods = chromium_dom(tmp_path/'book'/'book'/'methods.html')
+    assert 'agree with the paper' in methods and '56x56' in methods

@@ -1,0 +1,51 @@
+"Bad input ends with one line that names the problem and the fix; nothing already written is touched."
+import json, shutil
+import pytest
+from conftest import run_cli
+from resdepth.core import ResdepthError
+from resdepth.data import fetch, official_md5, official_url
+import resdepth.data
+
+@pytest.mark.parametrize('args, says', [
+    (['--datasets', 'bloodmist'], 'unknown dataset'),
+    (['--sizes', '100'], 'size 100'),
+    (['--depths', '5'], 'depth must be one of 1, 2, 3, 4'),
+    (['--study', 'nosuch'], 'unknown study'),
+])
+def test_bad_grid_is_one_line(args, says, tmp_path):
+    p = run_cli('run', *args, '--out', tmp_path)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and says in p.stderr, p.stderr
+    assert not any(tmp_path.iterdir())
+
+def test_corrupted_file_is_one_line_and_left_in_place(tmp_path, shared_data):
+    bad = tmp_path/'breastmnist.npz'
+    bad.write_bytes((shared_data/'breastmnist.npz').read_bytes()[:-100])
+    p = run_cli('run', '--depths', '1', '--seeds', '0', '--epochs', '1', '--data-dir', tmp_path, '--out', tmp_path/'runs')
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert official_md5('breastmnist', 28) in p.stderr and str(bad) in p.stderr
+    assert bad.stat().st_size == (shared_data/'breastmnist.npz').stat().st_size - 100
+    assert not (tmp_path/'runs'/'quick').exists() or not any((tmp_path/'runs'/'quick').glob('*.json'))
+
+def test_failed_download_says_what_to_fetch_and_where(tmp_path, monkeypatch):
+    info = dict(resdepth.data.INFO['breastmnist'], url='http://127.0.0.1:9/breastmnist.npz')
+    monkeypatch.setitem(resdepth.data.INFO, 'breastmnist', info)
+    with pytest.raises(ResdepthError) as e: fetch('breastmnist', 28, tmp_path/'data')
+    msg = str(e.value)
+    assert '\n' not in msg and 'download failed' in msg
+    assert info['url'] in msg and info['MD5'] in msg and str(tmp_path/'data'/'breastmnist.npz') in msg
+    assert [p.name for p in (tmp_path/'data').iterdir()] == []
+
+def test_failing_cells_are_recorded_the_grid_goes_on_and_a_rerun_retries_them(tmp_path, shared_data):
+    grid = ['--study', 'fails', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0',
+            '--epochs', '1', '--data-dir', shared_data, '--out', tmp_path]
+    p = run_cli('run', *grid, '--device', 'cuda:99')  # no such GPU on any machine: each cell raises inside its kernel
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stdout.count('FAILED') == 2 and '[2/2]' in p.stdout
+    for d in (1, 2):
+        r = json.loads((tmp_path/'fails'/f'breastmnist-28-d{d}-s0.json').read_text())
+        assert r['status'] == 'failed' and r['error'] and r['notebook'].endswith(f'breastmnist-28-d{d}-s0.ipynb')
+        assert (tmp_path/'fails'/f'breastmnist-28-d{d}-s0.ipynb').exists()
+    p = run_cli('run', *grid, '--device', 'cpu')
+    assert p.returncode == 0 and '2 of 2 cells to run' in p.stdout, p.stdout + p.stderr
+    assert all(json.loads(f.read_text())['status'] == 'ok' for f in (tmp_path/'fails').glob('*.json'))
