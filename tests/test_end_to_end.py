@@ -45,7 +45,7 @@ def test_rerun_skips_every_finished_cell(grid, shared_data):
     before = {f.name: f.stat().st_mtime_ns for f in (out/'e2e').iterdir()}
     t0 = time.perf_counter()
     p = run_cli('run', *GRID, '--data-dir', shared_data, '--out', out)
-    assert p.returncode == 0 and 'already done; nothing to run' in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 0 and '4 of 4 cells done, 0 failed; nothing to run' in p.stdout, p.stdout + p.stderr
     assert {f.name: f.stat().st_mtime_ns for f in (out/'e2e').iterdir()} == before
     print(f"rerun of a finished study: {time.perf_counter() - t0:.1f} s")
 

@@ -36,7 +36,7 @@ def test_failed_download_says_what_to_fetch_and_where(tmp_path, monkeypatch):
     assert info['url'] in msg and info['MD5'] in msg and str(tmp_path/'data'/'breastmnist.npz') in msg
     assert [p.name for p in (tmp_path/'data').iterdir()] == []
 
-def test_failing_cells_are_recorded_the_grid_goes_on_and_a_rerun_retries_them(tmp_path, shared_data):
+def test_failing_cells_are_recorded_the_grid_goes_on_and_retry_failed_reruns_them(tmp_path, shared_data):
     grid = ['--study', 'fails', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0',
             '--epochs', '1', '--data-dir', shared_data, '--out', tmp_path]
     p = run_cli('run', *grid, '--device', 'cuda:99')  # no such GPU on any machine: each cell raises inside its kernel
@@ -47,5 +47,7 @@ def test_failing_cells_are_recorded_the_grid_goes_on_and_a_rerun_retries_them(tm
         assert r['status'] == 'failed' and r['error'] and r['notebook'].endswith(f'breastmnist-28-d{d}-s0.ipynb')
         assert (tmp_path/'fails'/f'breastmnist-28-d{d}-s0.ipynb').exists()
     p = run_cli('run', *grid, '--device', 'cpu')
+    assert p.returncode == 1 and 'nothing to run' in p.stdout and '--retry-failed' in p.stdout, p.stdout + p.stderr
+    p = run_cli('run', *grid, '--device', 'cpu', '--retry-failed')
     assert p.returncode == 0 and '2 of 2 cells to run' in p.stdout, p.stdout + p.stderr
     assert all(json.loads(f.read_text())['status'] == 'ok' for f in (tmp_path/'fails').glob('*.json'))
