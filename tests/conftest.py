@@ -1,5 +1,5 @@
 "Shared fixtures: the real MedMNIST files beside the project, the repo root, and a CLI runner."
-import os, shutil, subprocess, sys
+import os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
 
@@ -22,9 +22,10 @@ def chromium_dom(html: Path) -> str:
     "The DOM of a page after headless Chromium has loaded it."
     exe = shutil.which('chromium') or shutil.which('chromium-browser')
     if exe is None: pytest.fail("headless Chromium is needed for the book test: apt-get install chromium")
-    p = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                        f'--user-data-dir={html.parent/".chromium"}', '--dump-dom', html.as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
+    with tempfile.TemporaryDirectory(prefix='resdepth-chromium-') as profile:  # a fresh profile: no lock from another run
+        p = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                            '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                            f'--user-data-dir={profile}', '--dump-dom', html.as_uri()],
+                           capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and '<body' in p.stdout, p.stderr
     return p.stdout
