@@ -11,6 +11,8 @@ import pytest
 from conftest import ROOT, run_cli, chromium_dom
 
 GRID = ['--study', 'e2e', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0', '1', '--epochs', '2']
+def visible(d): return [f for f in d.iterdir() if f.is_file() and not f.name.startswith('.')]
+
 IDS = [f'breastmnist-28-d{d}-s{s}' for d in (1, 2) for s in (0, 1)]
 
 @pytest.fixture(scope='module')
@@ -23,7 +25,7 @@ def grid(tmp_path_factory, shared_data):
 def test_each_cell_leaves_a_record_and_an_executed_notebook(grid):
     out, p = grid
     study = out/'e2e'
-    assert sorted(f.name for f in study.iterdir()) == sorted([f'{i}.json' for i in IDS] + [f'{i}.ipynb' for i in IDS])
+    assert sorted(f.name for f in study.iterdir() if not f.name.startswith('.')) == sorted([f'{i}.json' for i in IDS] + [f'{i}.ipynb' for i in IDS])
     for i in IDS:
         r = json.loads((study/f'{i}.json').read_text())
         assert r['status'] == 'ok' and r['cell_id'] == i
@@ -42,20 +44,20 @@ def test_each_cell_leaves_a_record_and_an_executed_notebook(grid):
 
 def test_rerun_skips_every_finished_cell(grid, shared_data):
     out, _ = grid
-    before = {f.name: f.stat().st_mtime_ns for f in (out/'e2e').iterdir()}
+    before = {f.name: f.stat().st_mtime_ns for f in visible(out/'e2e')}
     t0 = time.perf_counter()
     p = run_cli('run', *GRID, '--data-dir', shared_data, '--out', out)
     assert p.returncode == 0 and '4 of 4 cells done, 0 failed; nothing to run' in p.stdout, p.stdout + p.stderr
-    assert {f.name: f.stat().st_mtime_ns for f in (out/'e2e').iterdir()} == before
+    assert {f.name: f.stat().st_mtime_ns for f in visible(out/'e2e')} == before
     print(f"rerun of a finished study: {time.perf_counter() - t0:.1f} s")
 
 def test_other_protocol_is_refused_and_records_stay(grid, shared_data):
     out, _ = grid
-    before = {f.name: f.read_bytes() for f in (out/'e2e').iterdir()}
+    before = {f.name: f.read_bytes() for f in visible(out/'e2e')}
     p = run_cli('run', *GRID[:-1], '3', '--data-dir', shared_data, '--out', out)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert 'epochs=2' in p.stderr and 'epochs=3' in p.stderr
-    assert {f.name: f.read_bytes() for f in (out/'e2e').iterdir()} == before
+    assert {f.name: f.read_bytes() for f in visible(out/'e2e')} == before
 
 class _Tables(HTMLParser):
     "Collect the text of every table cell inside the Table 7 block of a page."
