@@ -4,7 +4,6 @@ One small grid (2 depths x 2 seeds x 2 epochs) is run once per session and share
 """
 import json, re, time
 from html.parser import HTMLParser
-from pathlib import Path
 import nbformat
 import numpy as np
 import pytest

@@ -1,9 +1,9 @@
 "Bad input ends with one line that names the problem and the fix; nothing already written is touched."
-import json, shutil
+import json
 import pytest
 from conftest import run_cli
 from resdepth.core import ResdepthError
-from resdepth.data import fetch, official_md5, official_url
+from resdepth.data import fetch, official_md5
 import resdepth.data
 
 @pytest.mark.parametrize('args, says', [

@@ -1,6 +1,6 @@
 """The runner survives faults, proved with real processes: a runner killed mid-cell and resumed, a Ctrl-C, two
 runners on one results folder, and a corrupt record on disk."""
-import json, os, signal, subprocess, sys, time
+import json, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from conftest import run_cli
