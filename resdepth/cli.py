@@ -26,8 +26,11 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--depths', nargs='+', type=int, metavar='K', help='residual stages kept: 1 2 3 4')
     r.add_argument('--seeds', nargs='+', type=int, metavar='S', help='seeds, e.g. 0 1 2')
     for k, t in (('epochs', int), ('patience', int), ('lr', float), ('momentum', float), ('weight_decay', float),
-                 ('bs', int), ('eval_bs', int), ('arch', str), ('split', str), ('device', str)):
+                 ('bs', int), ('eval_bs', int), ('arch', str), ('split', str)):
         r.add_argument(f"--{k.replace('_', '-')}", type=t, dest=k, help=f'override the protocol value of {k}')
+    r.add_argument('--precision', choices=['fp32', 'bf16'], help="'bf16': bfloat16 autocast, a deviation from the protocol (default fp32)")
+    r.add_argument('--device', help="cuda, cuda:1, mps or cpu (default auto: the first available)")
+    r.add_argument('--compile', action='store_const', const=True, help='torch.compile each model (a compile pause, then faster steps)')
     r.add_argument('--no-restore-best', dest='restore_best', action='store_const', const=False,
                    help="test the last epoch's weights instead of those of the lowest validation loss")
     r.add_argument('--data-dir', help='folder of official MedMNIST .npz files (default $RESDEPTH_DATA, else ./data)')
@@ -35,7 +38,17 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--shard', metavar='I/N', help='run only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT')
     r.add_argument('--retry-failed', action='store_true', help='run only the cells whose record says failed')
     r.add_argument('--save-model', action='store_true', help="keep each cell's tested weights as OUT/STUDY/<cell>.pt")
-    r.add_argument('--kernel-retries', type=int, default=2, help='extra tries for a kernel that fails to start or dies (default 2)')
+    r.add_argument('--kernel-retries', type=int, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
+    r.add_argument('--backend', choices=['local', 'ray'], default='local', help='local: worker threads on this machine; ray: Ray tasks (default local)')
+    r.add_argument('--workers', type=int, default=1, help='local backend: cells run side by side, each in its own warm kernel (default 1)')
+    r.add_argument('--cpus-per-cell', type=float, help="CPU threads per cell; with ray also the CPUs each task asks for (default: local cores / workers, ray 1)")
+    r.add_argument('--gpus-per-cell', type=float, help='ray backend: GPUs per cell, fractions share a GPU, e.g. 0.25 (default 1 if the cluster has GPUs, else 0)')
+    r.add_argument('--address', help="ray backend: address of an existing cluster, e.g. auto or ray://head:10001 (default $RAY_ADDRESS, else a local instance)")
+    bn = sub.add_parser('bench', help='measure training speed, runner overhead and worker scaling on this machine')
+    bn.add_argument('--quick', action='store_true', help='a short version (28 px only, one repeat, short cells): a few minutes')
+    bn.add_argument('--json', metavar='FILE', help='also write the figures to FILE (the book shows bench/*.json)')
+    bn.add_argument('--data-dir', help='folder holding breastmnist.npz (default $RESDEPTH_DATA, else ./data)')
+    bn.add_argument('--device', default='auto', help='training device (default auto)')
     s_ = sub.add_parser('status', help='done / failed / running / pending cells of a study, per dataset, with an ETA')
     s_.add_argument('study', nargs='?', default='quick', help='study name or YAML file (default quick)')
     for k in ('datasets', 'sizes', 'depths', 'seeds'):
@@ -53,8 +66,23 @@ def _parser()->argparse.ArgumentParser:
 def _run(a)->int:
     protocol = {k: getattr(a, k) for k in PROTOCOL_KEYS if getattr(a, k, None) is not None}
     cells = shard(study_cells(a.study, a.datasets, a.sizes, a.depths, a.seeds, **protocol), a.shard)
-    res = run_grid(cells, Path(a.out)/study_name(a.study), a.data_dir, a.retry_failed, a.save_model, a.kernel_retries)
+    out = Path(a.out)/study_name(a.study)
+    if a.backend == 'ray':
+        if a.workers != 1: raise ValueError("--workers is for the local backend; with --backend ray use --cpus-per-cell and --gpus-per-cell")
+        from .cluster import run_grid_ray
+        res = run_grid_ray(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, address=a.address,
+                           cpus_per_cell=a.cpus_per_cell or 1, gpus_per_cell=a.gpus_per_cell)
+    else:
+        if a.address or a.gpus_per_cell is not None: raise ValueError("--address and --gpus-per-cell need --backend ray")
+        if a.cpus_per_cell is not None and (a.cpus_per_cell < 1 or a.cpus_per_cell != int(a.cpus_per_cell)):
+            raise ValueError(f"--cpus-per-cell must be a whole number of threads with the local backend, not {a.cpus_per_cell:g}")
+        res = run_grid(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, workers=a.workers, threads=int(a.cpus_per_cell or 0))
     return 1 if res['failed'] else 0
+
+def _bench(a)->int:
+    from .bench import bench
+    bench(a.quick, a.data_dir, a.device, a.json)
+    return 0
 
 def _status(a)->int:
     cells = study_cells(a.study, a.datasets, a.sizes, a.depths, a.seeds)
@@ -77,7 +105,7 @@ def _studies(a)->int:
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `resdepth` command."
     a = _parser().parse_args(argv)
-    try: return dict(run=_run, book=_book, studies=_studies, status=_status)[a.command](a)
+    try: return dict(run=_run, book=_book, studies=_studies, status=_status, bench=_bench)[a.command](a)
     except (ResdepthError, ValueError) as e:
         print(f"resdepth: error: {e}", file=sys.stderr)
         return 2

@@ -37,7 +37,16 @@ class CellConfig:
     epochs:int=50 # most epochs, as published
     patience:int=10 # early stopping on validation loss, as published
     restore_best:bool=True # test the weights of the lowest validation loss, not the last epoch's
+    precision:str='fp32' # 'fp32' as published; 'bf16' autocasts to bfloat16, a deviation recorded with the result
     device:str='auto' # 'auto' picks cuda, then mps, then cpu
+    threads:int=0 # CPU threads for this cell; 0 leaves torch's default (all cores)
+    compile:bool=False # wrap the model in `torch.compile`: faster steps after a compile pause, same mathematics
+
+    RUNTIME = ('device', 'threads', 'compile')  # speed settings, not protocol (they may move the last bits of float sums)
+
+    def __post_init__(self):
+        if self.precision not in ('fp32', 'bf16'): raise ValueError(f"precision {self.precision!r} is not supported; choose 'fp32' or 'bf16'")
+        if self.threads < 0: raise ValueError(f"threads must be 0 (torch's default) or a positive count, not {self.threads}")
 
     @property
     def cell_id(self)->str:
@@ -45,8 +54,8 @@ class CellConfig:
         return f"{self.dataset}-{self.size}-d{self.depth}-s{self.seed}"
 
     def protocol(self)->dict:
-        "The fields that change results (all but `device`), for comparing a stored record with a request."
-        return {k:v for k,v in asdict(self).items() if k!='device'}
+        "The fields that change results (all but the `RUNTIME` ones), for comparing a stored record with a request."
+        return {k:v for k,v in asdict(self).items() if k not in self.RUNTIME}
 
 # %% ../nbs/00_core.ipynb #f0e6bb3b
 def data_dir(path:str|Path|None=None)->Path:

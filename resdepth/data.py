@@ -14,6 +14,7 @@ import medmnist
 from medmnist import INFO
 from sklearn.model_selection import train_test_split
 from fastai.data.core import DataLoaders
+from fastai.torch_core import to_detach
 from .core import ResdepthError, data_dir, md5sum
 
 # %% auto #0
@@ -119,6 +120,10 @@ class TensorBatches:
         b = list(range(0, n, self.bs)) + [n]
         if self.shuffle and len(b) > 2 and b[-1] - b[-2] == 1: del b[-2]
         return list(zip(b[:-1], b[1:]))
+
+    def to_detach(self, b, cpu=True, gather=True):
+        "fastai's hook for losses and metrics: detach them but keep them on the device, so they are read once per epoch."
+        return to_detach(b, cpu=False, gather=gather)
 
     def __len__(self): return len(self._bounds())
     def __iter__(self):

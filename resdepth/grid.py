@@ -6,12 +6,15 @@ Docs: https://resdepth.github.io/resdepth/grid.html.md"""
 
 # %% ../nbs/04_grid.ipynb #bfa8cdb2
 from __future__ import annotations
-import atexit, datetime, hashlib, itertools, json, os, shutil, sys, tempfile, time
-from dataclasses import asdict, fields
+import atexit, datetime, hashlib, itertools, json, os, queue, shutil, sys, tempfile, threading, time, uuid
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 import yaml
+import torch
+from concurrent.futures import ThreadPoolExecutor
 from .core import CellConfig, ResdepthError, data_dir, utc_now, write_json
 from .locks import claim, holder
 from .data import DATASETS, SIZES, check_dataset, check_size, fetch
@@ -20,7 +23,8 @@ from .models import DEPTHS, arch_spec, check_depth
 # %% auto #0
 __all__ = ['AXES', 'STUDIES', 'PROTOCOL_KEYS', 'KERNEL', 'expand', 'load_study', 'study_cells', 'study_name', 'shard',
            'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol', 'template_path',
-           'IPCKernelManager', 'run_cell', 'survey', 'run_grid', 'study_status']
+           'IPCKernelManager', 'CellKernel', 'Stopped', 'run_cell', 'survey', 'Progress', 'plan', 'still_wanted',
+           'run_grid', 'study_status']
 
 # %% ../nbs/04_grid.ipynb #850e0aaa
 AXES = dict(datasets='dataset', sizes='size', depths='depth', seeds='seed')
@@ -133,15 +137,28 @@ KERNEL = 'resdepth-python'
 
 _SOCKETS = None
 
+def _socket_dir()->Path:
+    "This process's private folder for kernel sockets, removed at exit."
+    global _SOCKETS
+    if _SOCKETS is None:
+        _SOCKETS = tempfile.mkdtemp(prefix='resdepth-kernel-')
+        atexit.register(shutil.rmtree, _SOCKETS, ignore_errors=True)
+    return Path(_SOCKETS)
+
 class IPCKernelManager(AsyncKernelManager):
     "A local kernel reached through Unix sockets in this process's private temporary folder."
     def __init__(self, **kw):
-        global _SOCKETS
         super().__init__(**kw)
-        if _SOCKETS is None:
-            _SOCKETS = tempfile.mkdtemp(prefix='resdepth-kernel-')
-            atexit.register(shutil.rmtree, _SOCKETS, ignore_errors=True)
-        self.transport, self.ip = 'ipc', str(Path(_SOCKETS)/'ipc')
+        # a fresh socket prefix per kernel: kernels started side by side never pick the same socket file
+        self.transport, self.ip, self._clients = 'ipc', str(_socket_dir()/uuid.uuid4().hex[:8]), []
+
+    def client(self, **kw):
+        kc = super().client(**kw); self._clients.append(kc); return kc
+
+    def close_clients(self):
+        "Close the clients papermill opened; the kernel itself keeps running for the next cell."
+        for kc in self._clients: kc.stop_channels()
+        self._clients.clear()
 
     async def _async_interrupt_kernel(self):
         "Skip the interrupt jupyter_client sends before every shutdown: the cell has ended by then, and ipykernel logs it as an error."
@@ -158,12 +175,44 @@ def _pin_kernel()->str:
         os.environ['JUPYTER_PATH'] = os.pathsep.join(p for p in (str(root), os.environ.get('JUPYTER_PATH')) if p)
     return KERNEL
 
+# %% ../nbs/04_grid.ipynb #723955e2
+class CellKernel:
+    "A kernel kept warm between cells, started in `cwd` with extra environment `env` on first use."
+    def __init__(self, cwd:str|Path, env:dict|None=None): self.cwd, self.env, self.km = str(cwd), dict(env or {}), None
+
+    def execute(self, params:dict, output:str|Path):
+        "Run the template with `params` into `output` on this kernel, starting it if needed."
+        if self.km is None:
+            self.km = IPCKernelManager(kernel_name=_pin_kernel())
+            run_sync(self.km.start_kernel)(cwd=self.cwd, env={**os.environ, **self.env})
+        try: pm.execute_notebook(template_path(), output, parameters=params, kernel_name=KERNEL, km=self.km,
+                                 progress_bar=False, log_output=False)
+        finally:
+            if self.km is not None: self.km.close_clients()
+
+    def close(self):
+        "Shut the kernel down (the next `execute` starts a fresh one)."
+        km, self.km = self.km, None
+        if km is None: return
+        try: run_sync(km.shutdown_kernel)(now=True)
+        except Exception: pass  # already dead
+
+    def kill(self):
+        "Kill the kernel process at once; safe to call from another thread."
+        proc = getattr(getattr(self.km, 'provisioner', None), 'process', None)
+        if proc is not None and proc.poll() is None: proc.kill()
+
+class Stopped(Exception):
+    "The runner is shutting down (Ctrl-C); the cell in progress is abandoned without a record."
+
 def run_cell(cfg:CellConfig, # the cell
              study_dir:str|Path, # where its record and notebook go
              data_path:str|Path|None=None, # MedMNIST directory
              save_model:bool=False, # also keep the best weights as <cell-id>.pt
              kernel_retries:int=2, # extra tries when the kernel fails to start or dies
              log=print,
+             kernel:CellKernel|None=None, # a warm kernel to run in; None: a fresh kernel, shut down afterwards
+             stop:threading.Event|None=None, # set when the runner is interrupted
             )->dict:
     "Execute the template for `cfg`; return its record, or a failure record (also written) if it failed."
     study_dir = Path(study_dir).absolute(); study_dir.mkdir(parents=True, exist_ok=True)
@@ -171,23 +220,28 @@ def run_cell(cfg:CellConfig, # the cell
     partial = study_dir/f'.{cfg.cell_id}.partial.ipynb'
     params = dict(asdict(cfg), data_dir=str(data_dir(data_path).absolute()), record_path=str(rec),
                   model_path=str(study_dir/f'{cfg.cell_id}.pt') if save_model else None)
-    for attempt in range(kernel_retries + 1):
-        try:
-            pm.execute_notebook(template_path(), partial, parameters=params, kernel_name=_pin_kernel(),
-                                progress_bar=False, log_output=False, cwd=str(study_dir),
-                                kernel_manager_class=IPCKernelManager)
-            break
-        except pm.PapermillExecutionError as e: err = f"{e.ename}: {e.evalue}"
-        except Exception as e:
-            err = f"kernel failure after {attempt + 1} tries: {type(e).__name__}: {e}".strip()
-            if attempt < kernel_retries:
-                log(f"  {cfg.cell_id}: kernel failed ({type(e).__name__}: {e}); retrying")
-                time.sleep(2 ** attempt)
-                continue
-        if partial.exists(): partial.replace(nb)
-        failed = dict(cell_id=cfg.cell_id, status='failed', error=err, notebook=str(nb), config=asdict(cfg), finished=utc_now())
-        write_json(rec, failed)
-        return failed
+    own, kernel = kernel is None, kernel or CellKernel(study_dir)
+    try:
+        for attempt in range(kernel_retries + 1):
+            try:
+                kernel.execute(params, partial)
+                break
+            except Exception as e:
+                kernel.close()  # never reuse a kernel that saw a failure
+                if stop is not None and stop.is_set(): raise Stopped(cfg.cell_id) from None
+                if isinstance(e, pm.PapermillExecutionError): err = f"{e.ename}: {e.evalue}"
+                else:
+                    err = f"kernel failure after {attempt + 1} tries: {type(e).__name__}: {e}".strip()
+                    if attempt < kernel_retries:
+                        log(f"  {cfg.cell_id}: kernel failed ({type(e).__name__}: {e}); retrying")
+                        time.sleep(2 ** attempt)
+                        continue
+            if partial.exists(): partial.replace(nb)
+            failed = dict(cell_id=cfg.cell_id, status='failed', error=err, notebook=str(nb), config=asdict(cfg), finished=utc_now())
+            write_json(rec, failed)
+            return failed
+    finally:
+        if own: kernel.close()
     partial.replace(nb)
     r = read_record(rec)
     if r is None: raise ResdepthError(f"{nb} finished but left no valid record at {rec}; check the template notebook")
@@ -205,15 +259,28 @@ def survey(cells:list[CellConfig], study_dir:str|Path)->dict:
         out[c.cell_id] = (state, r)
     return out
 
-def run_grid(cells:list[CellConfig], # from `study_cells`
-             study_dir:str|Path, # runs/<study>
-             data_path:str|Path|None=None, # MedMNIST directory
-             retry_failed:bool=False, # run only the cells whose record says failed
-             save_model:bool=False, # keep each cell's best weights as <cell-id>.pt
-             kernel_retries:int=2, # extra tries for a kernel that fails to start or dies
-             log=print, # progress lines go here
-            )->dict:
-    "Run the cells of `cells` that need it in `study_dir`; return counts and failures."
+class Progress:
+    "Thread-safe progress lines (done/total, accuracy, wall time, ETA) and the tallies of a grid run."
+    def __init__(self, n:int, log=print):
+        self.n, self.log, self.i, self.failed, self.held, self.wall = n, log, 0, [], [], {}
+        self.t0, self.lock = time.perf_counter(), threading.Lock()
+    def took(self, c:CellConfig, r:dict, dt:float):
+        with self.lock:
+            self.i += 1; self.wall[c.cell_id] = round(dt, 3)
+            pos, elapsed = f"[{self.i}/{self.n}] {c.cell_id}", time.perf_counter() - self.t0
+            eta = _hms(elapsed / self.i * (self.n - self.i))
+            if r['status'] == 'ok': self.log(f"{pos}: accuracy {r['metrics']['accuracy']:.3f}, {r['epochs_run']} epochs, {dt:.1f} s; ETA {eta}")
+            else: self.failed.append(r); self.log(f"{pos}: FAILED ({r['error']}); notebook {r['notebook']}; ETA {eta}")
+    def skip(self, c:CellConfig):
+        with self.lock: self.n -= 1; self.held.append(c.cell_id); self.log(f"{c.cell_id}: taken by another runner")
+    def summary(self, study_dir, total:int)->dict:
+        self.log(f"{study_dir}: ran {self.i} cells in {_hms(time.perf_counter() - self.t0)}, {len(self.failed)} failed"
+                 + (f", {len(self.held)} taken by other runners" if self.held else ""))
+        for r in self.failed: self.log(f"  failed: {r['cell_id']}: {r['error']} (see {r['notebook']})")
+        return dict(total=total, ran=self.i, held=len(self.held), failed=self.failed, wall=self.wall)
+
+def plan(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_failed:bool=False, log=print)->tuple:
+    "(cells to run, states they may be run from, result if there is nothing to do): checks records and data first."
     study_dir = Path(study_dir)
     states = {c.cell_id: record_state(record_path(study_dir, c)) for c in cells}
     for c in cells:
@@ -226,29 +293,68 @@ def run_grid(cells:list[CellConfig], # from `study_cells`
         what = 'no failed cells to retry' if retry_failed else 'nothing to run'
         log(f"{study_dir}: {n_done} of {len(cells)} cells done, {n_failed} failed; {what}"
             + ("" if retry_failed or not n_failed else " (rerun failed cells with --retry-failed)"))
-        return dict(total=len(cells), ran=0, held=0, failed=[states[c.cell_id][1] for c in cells if states[c.cell_id][0] == 'failed'])
+        return [], want, dict(total=len(cells), ran=0, held=0, wall={}, failed=[states[c.cell_id][1] for c in cells if states[c.cell_id][0] == 'failed'])
     for d, s in dict.fromkeys((c.dataset, c.size) for c in todo): fetch(d, s, data_path)
     log(f"{study_dir}: {len(todo)} of {len(cells)} cells to run ({n_done} done, {n_failed} failed)")
-    failed, held, ran, t_start = [], [], 0, time.perf_counter()
-    for i, c in enumerate(todo, 1):
-        pos = f"[{i}/{len(todo)}] {c.cell_id}"
-        with claim(lock_path(study_dir, c)) as mine:
-            state, _ = record_state(record_path(study_dir, c))
-            if not mine or state not in want:
-                held.append(c.cell_id); log(f"{pos}: taken by another runner"); continue
-            if state == 'corrupt':
-                log(f"{pos}: {record_path(study_dir, c).name} is not a valid record; kept as {set_aside(record_path(study_dir, c)).name}, running again")
-            t0 = time.perf_counter()
-            r = run_cell(c, study_dir, data_path, save_model, kernel_retries, log)
-        ran += 1
-        dt, elapsed = time.perf_counter() - t0, time.perf_counter() - t_start
-        eta = _hms(elapsed / i * (len(todo) - i))
-        if r['status'] == 'ok': log(f"{pos}: accuracy {r['metrics']['accuracy']:.3f}, {r['epochs_run']} epochs, {dt:.1f} s; ETA {eta}")
-        else: failed.append(r); log(f"{pos}: FAILED ({r['error']}); notebook {r['notebook']}; ETA {eta}")
-    log(f"{study_dir}: ran {ran} cells in {_hms(time.perf_counter() - t_start)}, {len(failed)} failed"
-        + (f", {len(held)} taken by other runners" if held else ""))
-    for r in failed: log(f"  failed: {r['cell_id']}: {r['error']} (see {r['notebook']})")
-    return dict(total=len(cells), ran=ran, held=len(held), failed=failed)
+    return todo, want, None
+
+def still_wanted(c:CellConfig, study_dir:str|Path, want:tuple, log=print)->bool:
+    "Check a claimed cell's record again: run it only if it is still in a `want` state (a corrupt record is kept aside)."
+    rec = record_path(study_dir, c)
+    state, _ = record_state(rec)
+    if state not in want: return False
+    if state == 'corrupt': log(f"{c.cell_id}: {rec.name} is not a valid record; kept as {set_aside(rec).name}, running again")
+    return True
+
+def _worker_env(w:int, threads:int, device:str)->dict:
+    "Environment of worker `w`'s kernel: its thread budget and, with several GPUs and device 'auto', one GPU of its own."
+    env = {v: str(threads) for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')}
+    gpus = [g for g in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if g] or [str(i) for i in range(torch.cuda.device_count())]
+    if device == 'auto' and len(gpus) > 1: env['CUDA_VISIBLE_DEVICES'] = gpus[w % len(gpus)]
+    return env
+
+def run_grid(cells:list[CellConfig], # from `study_cells`
+             study_dir:str|Path, # runs/<study>
+             data_path:str|Path|None=None, # MedMNIST directory
+             retry_failed:bool=False, # run only the cells whose record says failed
+             save_model:bool=False, # keep each cell's best weights as <cell-id>.pt
+             kernel_retries:int=2, # extra tries for a kernel that fails to start or dies
+             log=print, # progress lines go here
+             workers:int=1, # cells run side by side, each in its own warm kernel
+             threads:int=0, # CPU threads per cell; 0: the machine's cores shared out among the workers
+            )->dict:
+    "Run the cells of `cells` that need it in `study_dir`; return counts and failures."
+    if workers < 1: raise ValueError(f"--workers must be at least 1, not {workers}")
+    study_dir = Path(study_dir)
+    todo, want, done = plan(cells, study_dir, data_path, retry_failed, log)
+    if done is not None: return done
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    jobs, stop, prog = queue.SimpleQueue(), threading.Event(), Progress(len(todo), log)
+    for c in todo: jobs.put(replace(c, threads=threads))
+    kernels = [CellKernel(study_dir.absolute(), _worker_env(w, threads, todo[0].device)) for w in range(workers)]
+    def work(kernel):
+        try:
+            while not stop.is_set():
+                try: c = jobs.get_nowait()
+                except queue.Empty: return
+                with claim(lock_path(study_dir, c)) as mine:
+                    if not mine or not still_wanted(c, study_dir, want, log): prog.skip(c); continue
+                    t0 = time.perf_counter()
+                    r = run_cell(c, study_dir, data_path, save_model, kernel_retries, log, kernel, stop)
+                prog.took(c, r, time.perf_counter() - t0)
+        except Stopped: pass
+        finally: kernel.close()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix='resdepth-worker')
+    futures = [pool.submit(work, k) for k in kernels]
+    try:
+        for f in futures: f.result()
+    except KeyboardInterrupt:
+        stop.set()
+        for k in kernels: k.kill()  # the cells in flight end without a record; their claims are released
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown()
+    return prog.summary(study_dir, len(cells))
 
 # %% ../nbs/04_grid.ipynb #3e021759
 def study_status(cells:list[CellConfig], study_dir:str|Path)->tuple:
