@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/bench.html.md"""
 
 # %% ../nbs/08_bench.ipynb #f9f633df
 from __future__ import annotations
-import json, os, platform, statistics, tempfile, time
+import contextlib, io, json, os, platform, statistics, tempfile, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
@@ -39,13 +39,15 @@ def _sync(device):
     "Wait for the GPU, so that a timer measures finished work."
     if device is not None and torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
-def matmul_peak(device:torch.device, n:int=2048, reps:int=5)->float:
-    "Best float32 GFLOP/s of an n x n matrix product on `device`."
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b; _sync(device); best = float('inf')
-    for _ in range(reps):
-        t = time.perf_counter(); a @ b; _sync(device); best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+def matmul_peak(device:torch.device, sizes=(512, 1024, 2048, 4096), reps:int=5)->float:
+    "Best float32 GFLOP/s of square matrix products of the given sizes on `device`."
+    rate = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a @ b; _sync(device)
+        for _ in range(reps):
+            t = time.perf_counter(); a @ b; _sync(device); rate = max(rate, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return rate
 
 def train_flops(depth:int, size:int, in_chans:int=1, n_classes:int=2, bs:int=32)->float:
     "FLOPs of one training step (forward and backward) per image, counted by torch."
@@ -79,7 +81,7 @@ def resdepth_rate(depth:int, x:torch.Tensor, y:torch.Tensor, epochs:int=3)->floa
     with tempfile.TemporaryDirectory() as tmp:
         learn = make_learner(cfg, dls, truncated_resnet(depth, 2, x.shape[1]), tmp, log=None)
         timer = TrainTimer(); learn.add_cb(timer)
-        with learn.no_bar(): learn.fit(cfg.epochs, lr=cfg.lr)
+        with learn.no_bar(), contextlib.redirect_stdout(io.StringIO()): learn.fit(cfg.epochs, lr=cfg.lr)  # no "better model" lines
     return len(x) * epochs / sum(timer.seconds[1:])
 
 def plain_rate(depth:int, x:torch.Tensor, y:torch.Tensor, epochs:int=3, bs:int=32)->float:
@@ -120,16 +122,16 @@ def medmnist_rate(depth:int, size:int, path=None, epochs:int=3, device=None)->fl
 
 # %% ../nbs/08_bench.ipynb #685f869c
 def throughput(sizes=(28, 64), depths=(1, 2, 3, 4), epochs:int=3, repeats:int=3, path=None, device=None, log=print)->list[dict]:
-    "Median images/s of the three loops per size and depth, with GFLOP/s; the loops are interleaved in each repeat."
+    "Median images/s of the three loops per size and depth, with GFLOP/s; the loops take turns within each repeat."
     rows = []
     for size in sizes:
         x, y = bench_tensors(size, path, device)
         for d in depths:
-            runs = {k: [] for k in ('resdepth', 'medmnist', 'plain')}
-            for _ in range(repeats):
-                runs['resdepth'].append(resdepth_rate(d, x, y, epochs))
-                runs['medmnist'].append(medmnist_rate(d, size, path, epochs, device))
-                runs['plain'].append(plain_rate(d, x, y, epochs))
+            loops = dict(resdepth=lambda: resdepth_rate(d, x, y, epochs), medmnist=lambda: medmnist_rate(d, size, path, epochs, device),
+                         plain=lambda: plain_rate(d, x, y, epochs))
+            runs, order = {k: [] for k in loops}, list(loops)
+            for r in range(repeats):  # the order rotates, so no loop always runs first or last
+                for k in order[r % 3:] + order[:r % 3]: runs[k].append(loops[k]())
             med = {k: statistics.median(v) for k, v in runs.items()}
             fl = train_flops(d, size)
             row = dict(size=size, depth=d, resdepth=med['resdepth'], medmnist=med['medmnist'], plain=med['plain'],
@@ -154,13 +156,14 @@ def runner_overhead(path=None, depths=(1, 2, 3, 4), epochs:int=50, log=print)->d
         for c in cells[:2]:
             t = time.perf_counter(); r = run_cell(c, Path(tmp)/'fresh', path, log=lambda *a: None)
             fresh.append(dict(cell=c.cell_id, wall=time.perf_counter() - t, inside=r['seconds']['total']))
-    for name, rows in (('warm', warm), ('fresh', fresh)):
+    for name, rows in (('warm', warm[1:]), ('first', warm[:1]), ('fresh', fresh)):
         wall, inside = sum(r['wall'] for r in rows), sum(r['inside'] for r in rows)
         out[name] = dict(cells=rows, wall=wall, inside=inside, overhead_share=(wall - inside) / wall,
                          overhead_per_cell=(wall - inside) / len(rows))
-        log(f"  {name} kernel: {len(rows)} cells, {wall:.1f} s wall, {inside:.1f} s in cells; overhead "
+        what = dict(warm='warm kernel, cells after the first', first="warm kernel, its first cell (kernel start, imports)",
+                    fresh='a fresh kernel per cell')[name]
+        log(f"  {what}: {len(rows)} cells, {wall:.1f} s wall, {inside:.1f} s in cells; overhead "
             f"{out[name]['overhead_per_cell']:.2f} s per cell = {100 * out[name]['overhead_share']:.1f}% of the wall time")
-    out['warm']['first_cell_overhead'] = warm[0]['wall'] - warm[0]['inside']
     return out
 
 def workers_speedup(path=None, epochs:int=50, log=print)->dict:
@@ -171,9 +174,16 @@ def workers_speedup(path=None, epochs:int=50, log=print)->dict:
         for name, w in (('1 worker', 1), ('2 workers', 2)):
             t = time.perf_counter()
             res = run_grid(cells, Path(tmp)/name, path, log=lambda *a: None, workers=w, threads=max(1, cores // w))
-            out[name] = dict(workers=w, threads=max(1, cores // w), wall=time.perf_counter() - t, cells=res['ran'], failed=len(res['failed']))
-            log(f"  quick study ({len(cells)} cells, {epochs} epochs at most), {name} x {out[name]['threads']} threads: {out[name]['wall']:.1f} s")
+            recs = [json.loads((Path(tmp)/name/f'{c.cell_id}.json').read_text()) for c in cells]
+            out[name] = dict(workers=w, threads=max(1, cores // w), wall=time.perf_counter() - t, cells=res['ran'], failed=len(res['failed']),
+                             train_seconds=sum(r['seconds']['train'] for r in recs), epochs=sum(r['epochs_run'] for r in recs))
+            log(f"  quick study ({len(cells)} cells, {epochs} epochs at most), {name} x {out[name]['threads']} threads: {out[name]['wall']:.1f} s wall, "
+                f"{out[name]['train_seconds'] / out[name]['epochs']:.3f} s per training epoch inside a cell")
     out['speedup'] = out['1 worker']['wall'] / out['2 workers']['wall']
+    # what two workers can gain at most: the work rate of 2 one-thread cells over that of 1 two-thread cell
+    per_epoch = {k: out[k]['train_seconds'] / out[k]['epochs'] for k in ('1 worker', '2 workers')}
+    out['thread_bound'] = 2 * per_epoch['1 worker'] / per_epoch['2 workers']
+    log(f"  2 workers: x{out['speedup']:.2f} the speed of 1; two one-thread cells train x{out['thread_bound']:.2f} the epochs per second of one two-thread cell")
     return out
 
 # %% ../nbs/08_bench.ipynb #b215d9ee
@@ -185,10 +195,12 @@ def bench(quick:bool=False, path=None, device:str='auto', json_path:str|Path|Non
     fetch('breastmnist', 28, path)
     res = dict(quick=quick, machine=machine(dev), targets=TARGETS)
     log(f"resdepth bench on {res['machine']['device']} ({res['machine']['cores']} cores{', ' + res['machine']['gpu'] if res['machine']['gpu'] else ''})")
-    res['matmul_gflops'] = matmul_peak(dev, n=1024 if quick else 2048)
+    res['matmul_gflops'] = matmul_peak(dev, (512, 1024) if quick else (512, 1024, 2048, 4096))
     log(f"float32 matrix product: {res['matmul_gflops']:.1f} GFLOP/s")
     log("training throughput (images/s, median):")
-    res['throughput'] = throughput((28,) if quick else (28, 64), epochs=2 if quick else 3, repeats=1 if quick else 3, path=path, device=dev, log=log)
+    res['throughput'] = (throughput((28,), epochs=2, repeats=3, path=path, device=dev, log=log) if quick else
+                         throughput((28,), epochs=3, repeats=5, path=path, device=dev, log=log)
+                         + throughput((64,), epochs=2, repeats=3, path=path, device=dev, log=log))
     for r in res['throughput']: r['share_of_matmul'] = r['gflops'] / res['matmul_gflops']
     log("runner overhead:")
     res['overhead'] = runner_overhead(path, epochs=10 if quick else 50, log=log)

@@ -63,6 +63,8 @@ def data_dir(path:str|Path|None=None)->Path:
     return Path(path or os.environ.get('RESDEPTH_DATA') or 'data').expanduser()
 
 # %% ../nbs/00_core.ipynb #5fe7d485
+_UMASK = os.umask(0o022); os.umask(_UMASK)  # read once, at import
+
 def write_atomic(path:str|Path, data:str|bytes)->Path:
     "Write `data` to `path` so that readers see the old file or the whole new one, never a part."
     path = Path(path)
@@ -70,6 +72,7 @@ def write_atomic(path:str|Path, data:str|bytes)->Path:
     mode = 'wb' if isinstance(data, bytes) else 'w'
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes files private; results are shared like any file the user writes
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()

@@ -26,22 +26,19 @@ from .models import truncated_resnet, model_cost
 from .data import cell_data, n_channels, n_classes, task
 
 # %% auto #0
-__all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'EpochHistory', 'predict_proba', 'test_metrics', 'reset_peak_memory',
-           'peak_memory', 'CellLearner', 'make_learner', 'train_cell']
+__all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'CellOptimizer', 'EpochHistory', 'predict_proba', 'test_metrics',
+           'reset_peak_memory', 'peak_memory', 'CellLearner', 'make_learner', 'train_cell']
 
 # %% ../nbs/03_train.ipynb #c1573192
 class NonFiniteLoss(RuntimeError):
     "The training loss became NaN or infinite."
 
 class StopOnNonFinite(Callback):
-    "Raise `NonFiniteLoss` at the end of a training epoch in which a batch's loss was NaN or infinite."
-    def before_train(self): self.bad = None
-    def after_loss(self):
-        if not self.training: return
-        bad = ~torch.isfinite(self.learn.loss.detach()).all()  # stays on the device: no host sync per batch
-        self.bad = bad if self.bad is None else self.bad | bad
+    "Raise `NonFiniteLoss` after a training epoch whose summed loss (kept by `EpochHistory`) is NaN or infinite."
+    order = 56  # after EpochHistory
     def after_train(self):
-        if self.bad is not None and self.bad.item():
+        total = self.learn.epoch_history.train_loss.total  # one NaN or infinite batch loss makes the sum non-finite
+        if not torch.isfinite(torch.as_tensor(total)).item():
             raise NonFiniteLoss(f"the training loss became NaN or infinite in epoch {self.epoch}; the run diverged: lower the learning rate")
 
 class Autocast(Callback):
@@ -52,6 +49,10 @@ class Autocast(Callback):
         self.ctx = torch.autocast(self.device_type, dtype=torch.bfloat16); self.ctx.__enter__()
     def after_loss(self): self.ctx.__exit__(None, None, None)
     def after_cancel_batch(self): self.ctx.__exit__(None, None, None)
+
+class CellOptimizer(OptimWrapper):
+    "fastai's wrapper of a PyTorch optimiser, clearing gradients the way PyTorch does by default (set to None)."
+    def zero_grad(self): self.opt.zero_grad(set_to_none=True)
 
 class EpochHistory(Callback):
     "Per epoch: mean training loss, validation loss and accuracy, seconds."
@@ -117,7 +118,7 @@ def make_learner(cfg:CellConfig, dls:DataLoaders, model:nn.Module, path:str|Path
     model = model.to(dls.device, memory_format=torch.channels_last)
     if cfg.compile: model = torch.compile(model)
     learn = CellLearner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path, model_dir='.',
-                    opt_func=partial(OptimWrapper, opt=torch.optim.SGD, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
+                    opt_func=partial(CellOptimizer, opt=torch.optim.SGD, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
                     cbs=[StopOnNonFinite(), EpochHistory(), EarlyStoppingCallback(monitor='valid_loss', patience=cfg.patience)]
                         + ([SaveModelCallback(monitor='valid_loss', fname='best')] if cfg.restore_best else [])
                         + ([Autocast()] if cfg.precision == 'bf16' else []))
@@ -157,12 +158,13 @@ def train_cell(cfg:CellConfig, # what to train
         state = {k: v.contiguous() for k, v in getattr(learn.model, '_orig_mod', learn.model).state_dict().items()}
         buf = io.BytesIO(); torch.save(state, buf); write_atomic(model_path, buf.getvalue())
     best = int(np.argmin([r['valid_loss'] for r in hist]))
+    cost = model_cost(cfg.depth, cfg.size, k, chans, cfg.arch)
     return dict(
         cell_id=cfg.cell_id, status='ok', config=asdict(cfg), metrics=metrics,
         epochs_run=len(hist), best_epoch=best, best_valid_loss=hist[best]['valid_loss'], history=hist,
-        n=n, task=task(cfg.dataset), n_classes=k, in_chans=chans,
-        model=model_cost(cfg.depth, cfg.size, k, chans, cfg.arch),
-        seconds=dict(data=round(t_data - t0, 3), train=round(t_train - t_data, 3), eval=round(t_eval - t_train, 3), total=round(t_eval - t0, 3)),
+        n=n, task=task(cfg.dataset), n_classes=k, in_chans=chans, model=cost,
+        seconds=dict(data=round(t_data - t0, 3), train=round(t_train - t_data, 3), eval=round(t_eval - t_train, 3),
+                     total=round(time.perf_counter() - t0, 3)),
         device=str(device), memory=peak_memory(device), environment=environment(),
         finished=utc_now())
 

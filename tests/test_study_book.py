@@ -65,3 +65,13 @@ def test_feature_map_cost_and_replication_chapters(book):
     rep = page(book, 'replication')
     assert '12 of 128 published configurations run' in rep.body and '1244 of 1280 cells missing' in rep.body
     assert rep.cells.count('not run') > 100
+
+def test_performance_appendix_shows_every_benchmark_file(book):
+    files = sorted((ROOT/'bench').glob('*.json'))
+    assert files, 'bench/ holds no benchmark figures'
+    p = page(book, 'performance')
+    for f in files:
+        r = json.loads(f.read_text())
+        assert f.name in p.body and f"{r['matmul_gflops']:.0f} GFLOP/s" in p.body
+        assert [str(round(x['resdepth'])) in p.cells for x in r['throughput']] == [True] * len(r['throughput'])
+        assert f"{100 * r['overhead']['warm']['overhead_share']:.1f}%" in p.cells
