@@ -44,8 +44,9 @@ def chapter_files(root:str|Path)->list[str]:
     return files
 
 # %% ../nbs/06_book.ipynb #17eacc1e
-def _env(runs:Path, study:str|None)->dict:
-    env = {**os.environ, 'RESDEPTH_RUNS': str(runs), 'QUARTO_PYTHON': sys.executable, 'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
+def _env(runs:Path, study:str|None, root:Path)->dict:
+    env = {**os.environ, 'RESDEPTH_RUNS': str(runs), 'RESDEPTH_BENCH': str(root/'bench'), 'QUARTO_PYTHON': sys.executable,
+           'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
     if study: env['RESDEPTH_STUDY'] = study
     return env
 
@@ -101,6 +102,6 @@ def render_book(project:str|Path='.', # a folder inside the checkout holding _qu
     if renderer == 'auto': renderer = 'quarto' if shutil.which('quarto') else 'jupyter-book'
     if renderer == 'quarto':
         if not shutil.which('quarto'): raise ResdepthError("quarto is not on PATH; install it from quarto.org or use --renderer jupyter-book")
-        _quarto(root, out, _env(runs, study))
-    else: _jupyter_book(root, out, _env(runs, study))
+        _quarto(root, out, _env(runs, study, root))
+    else: _jupyter_book(root, out, _env(runs, study, root))
     return renderer, out/'index.html'

@@ -45,7 +45,7 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--gpus-per-cell', type=float, help='ray backend: GPUs per cell, fractions share a GPU, e.g. 0.25 (default 1 if the cluster has GPUs, else 0)')
     r.add_argument('--address', help="ray backend: address of an existing cluster, e.g. auto or ray://head:10001 (default $RAY_ADDRESS, else a local instance)")
     bn = sub.add_parser('bench', help='measure training speed, runner overhead and worker scaling on this machine')
-    bn.add_argument('--quick', action='store_true', help='a short version (28 px only, one repeat, short cells): a few minutes')
+    bn.add_argument('--quick', action='store_true', help='a short version (28 px only, fewer repeats, shorter cells): a few minutes')
     bn.add_argument('--json', metavar='FILE', help='also write the figures to FILE (the book shows bench/*.json)')
     bn.add_argument('--data-dir', help='folder holding breastmnist.npz (default $RESDEPTH_DATA, else ./data)')
     bn.add_argument('--device', default='auto', help='training device (default auto)')
