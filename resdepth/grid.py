@@ -348,7 +348,7 @@ def run_grid(cells:list[CellConfig], # from `study_cells`
     futures = [pool.submit(work, k) for k in kernels]
     try:
         for f in futures: f.result()
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or a worker's unexpected error: stop every worker before reporting it
         stop.set()
         for k in kernels: k.kill()  # the cells in flight end without a record; their claims are released
         pool.shutdown(wait=True)
