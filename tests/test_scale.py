@@ -5,6 +5,8 @@ from datetime import datetime
 from pathlib import Path
 import nbformat
 import pytest
+import torch
+from resdepth.models import truncated_resnet
 from conftest import run_cli
 from test_reliability import grid, start, valid, wait_for
 
@@ -47,7 +49,7 @@ def test_ctrl_c_stops_local_workers_without_a_record_for_cells_in_flight(tmp_pat
 
 def test_ray_backend_retries_a_dead_worker_resumes_and_stops_cleanly(tmp_path, shared_data):
     pytest.importorskip('ray')
-    args = grid('ray', [1, 2, 3, 4], 3, shared_data, tmp_path) + ['--backend', 'ray', '--cpus-per-cell', '1']
+    args = grid('ray', [1, 2, 3, 4], 3, shared_data, tmp_path) + ['--backend', 'ray', '--cpus-per-cell', '1', '--save-model']
     study = tmp_path/'ray'
     p = start(args)
     wait_for(lambda: processes('ray::cell_task'), timeout=120)
@@ -57,8 +59,10 @@ def test_ray_backend_retries_a_dead_worker_resumes_and_stops_cleanly(tmp_path, s
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, out + err
     for c in CELLS:  # the killed worker's cell was run again; every record came back to the driver
-        assert valid(study/f'{c}.json') and (study/f'{c}.ipynb').exists(), c
+        assert valid(study/f'{c}.json') and (study/f'{c}.ipynb').exists() and (study/f'{c}.pt').stat().st_size > 10_000, c
         assert json.loads((study/f'{c}.json').read_text())['worker']
+    weights = torch.load(study/f'{CELLS[0]}.pt')  # the weights shipped back load into the network they came from
+    truncated_resnet(1, 2, in_chans=1).load_state_dict(weights)
     again = run_cli(*args)
     assert again.returncode == 0 and 'nothing to run' in again.stdout, again.stdout + again.stderr
 
