@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/ray.html.md"""
 
 # %% ../nbs/04b_ray.ipynb #84d3dd9e
 from __future__ import annotations
-import contextlib, math, os, platform, shutil, tempfile, time
+import atexit, contextlib, math, os, platform, shutil, tempfile, time
 from dataclasses import asdict, replace
 from pathlib import Path
 from .core import CellConfig, ResdepthError, data_dir, utc_now, write_atomic, write_json
@@ -32,7 +32,8 @@ def cell_task(cfg:dict, # `asdict` of the cell's CellConfig
               save_model:bool=False, kernel_retries:int=2,
              )->dict:
     "Run one cell in a scratch folder of this worker; return its record and its files' bytes for the driver to write."
-    work = Path(tempfile.gettempdir())/f'resdepth-ray-{os.getpid()}'; work.mkdir(exist_ok=True)
+    work = Path(tempfile.gettempdir())/f'resdepth-ray-{os.getpid()}'
+    if not work.exists(): work.mkdir(); atexit.register(shutil.rmtree, work, ignore_errors=True)
     out = Path(tempfile.mkdtemp(dir=work))
     try:
         r = run_cell(CellConfig(**cfg), out, data_path, save_model, kernel_retries, log=print, kernel=_warm_kernel(work))
