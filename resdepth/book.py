@@ -100,8 +100,9 @@ def render_book(project:str|Path='.', # a folder inside the checkout holding _qu
     out, runs = Path(out or root/'_book').absolute(), Path(runs).absolute()
     if renderer not in ('auto', 'quarto', 'jupyter-book'): raise ValueError(f"unknown renderer {renderer!r}; choose auto, quarto or jupyter-book")
     if renderer == 'auto': renderer = 'quarto' if shutil.which('quarto') else 'jupyter-book'
+    env = _env(runs, study, root)
     if renderer == 'quarto':
         if not shutil.which('quarto'): raise ResdepthError("quarto is not on PATH; install it from quarto.org or use --renderer jupyter-book")
-        _quarto(root, out, _env(runs, study, root))
-    else: _jupyter_book(root, out, _env(runs, study, root))
+        _quarto(root, out, env)
+    else: _jupyter_book(root, out, env)
     return renderer, out/'index.html'

@@ -16,6 +16,12 @@ from .book import render_book
 __all__ = ['main']
 
 # %% ../nbs/07_cli.ipynb #ac34b288
+def _count(v:str)->int:
+    "A whole number of at least 0, for argparse."
+    n = int(v)
+    if n < 0: raise argparse.ArgumentTypeError(f"must be 0 or more, not {n}")
+    return n
+
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='resdepth', description='Depth versus input resolution: truncated ResNets on MedMNIST.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -38,7 +44,7 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--shard', metavar='I/N', help='run only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT')
     r.add_argument('--retry-failed', action='store_true', help='run only the cells whose record says failed')
     r.add_argument('--save-model', action='store_true', help="keep each cell's tested weights as OUT/STUDY/<cell>.pt")
-    r.add_argument('--kernel-retries', type=int, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
+    r.add_argument('--kernel-retries', type=_count, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
     r.add_argument('--backend', choices=['local', 'ray'], default='local', help='local: worker threads on this machine; ray: Ray tasks (default local)')
     r.add_argument('--workers', type=int, default=1, help='local backend: cells run side by side, each in its own warm kernel (default 1)')
     r.add_argument('--cpus-per-cell', type=float, help="CPU threads per cell; with ray also the CPUs each task asks for (default: local cores / workers, ray 1)")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import atexit, contextlib, math, os, platform, shutil, tempfile, time
 from dataclasses import asdict, replace
 from pathlib import Path
-from .core import CellConfig, ResdepthError, data_dir, utc_now, write_atomic, write_json
+from .core import CellConfig, ResdepthError, data_dir, write_atomic, write_json
 from .locks import claim
-from .grid import CellKernel, Progress, lock_path, plan, record_path, run_cell, still_wanted
+from .grid import CellKernel, Progress, lock_path, plan, record_path, run_cell, still_wanted, write_failure
 
 # %% auto #0
 __all__ = ['cell_task', 'store', 'run_grid_ray']
@@ -105,9 +105,8 @@ def run_grid_ray(cells:list[CellConfig], # from `study_cells`
                 with stack:
                     try: r = store(ray.get(ref), study_dir, c)
                     except ray.exceptions.RayError as e:
-                        r = dict(cell_id=c.cell_id, status='failed', error=f"Ray task failed after {kernel_retries + 1} tries: {type(e).__name__}: {str(e).splitlines()[0]}",
-                                 notebook='(none: the worker died)', config=asdict(c), finished=utc_now())
-                        write_json(record_path(study_dir, c), r)
+                        r = write_failure(record_path(study_dir, c), c, f"Ray task failed after {kernel_retries + 1} tries: "
+                                          f"{type(e).__name__}: {str(e).splitlines()[0]}", '(none: the worker died)')
                 prog.took(c, r, time.perf_counter() - t0)
         except KeyboardInterrupt:
             for ref, (c, stack, _) in flight.items(): ray.cancel(ref, force=True); stack.close()

@@ -23,8 +23,8 @@ from .models import DEPTHS, arch_spec, check_depth
 # %% auto #0
 __all__ = ['AXES', 'STUDIES', 'PROTOCOL_KEYS', 'KERNEL', 'expand', 'load_study', 'study_cells', 'study_name', 'shard',
            'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol', 'template_path',
-           'IPCKernelManager', 'CellKernel', 'Stopped', 'run_cell', 'survey', 'Progress', 'plan', 'still_wanted',
-           'run_grid', 'study_status']
+           'IPCKernelManager', 'CellKernel', 'Stopped', 'write_failure', 'run_cell', 'survey', 'Progress', 'plan',
+           'still_wanted', 'run_grid', 'study_status']
 
 # %% ../nbs/04_grid.ipynb #850e0aaa
 AXES = dict(datasets='dataset', sizes='size', depths='depth', seeds='seed')
@@ -205,6 +205,12 @@ class CellKernel:
 class Stopped(Exception):
     "The runner is shutting down (Ctrl-C); the cell in progress is abandoned without a record."
 
+def write_failure(path:str|Path, cfg:CellConfig, error:str, notebook:str)->dict:
+    "Write and return the record of a cell that failed: its error and where its executed notebook is."
+    failed = dict(cell_id=cfg.cell_id, status='failed', error=error, notebook=notebook, config=asdict(cfg), finished=utc_now())
+    write_json(path, failed)
+    return failed
+
 def run_cell(cfg:CellConfig, # the cell
              study_dir:str|Path, # where its record and notebook go
              data_path:str|Path|None=None, # MedMNIST directory
@@ -237,9 +243,7 @@ def run_cell(cfg:CellConfig, # the cell
                         time.sleep(2 ** attempt)
                         continue
             if partial.exists(): partial.replace(nb)
-            failed = dict(cell_id=cfg.cell_id, status='failed', error=err, notebook=str(nb), config=asdict(cfg), finished=utc_now())
-            write_json(rec, failed)
-            return failed
+            return write_failure(rec, cfg, err, str(nb))
     finally:
         if own: kernel.close()
     partial.replace(nb)

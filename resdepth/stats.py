@@ -17,8 +17,9 @@ from .data import DATASETS
 
 # %% auto #0
 __all__ = ['COLUMNS', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT', 'load_records', 'dataset_name', 'summarise', 'cells', 't_half',
-           'table7', 'book_study', 'stars', 'baseline', 'compare_pair', 'comparisons', 'show_comparisons',
-           'cost_summary', 'pareto', 'cheapest_adequate', 'replicate_table7', 'replicate_significance']
+           'table7', 'book_study', 'chapter', 'html', 'stars', 'baseline', 'compare_pair', 'comparisons',
+           'show_comparisons', 'cost_summary', 'pareto', 'cheapest_adequate', 'replicate_table7',
+           'replicate_significance']
 
 # %% ../nbs/05_stats.ipynb #be5b7c97
 COLUMNS = ['study', 'cell_id', 'status', 'dataset', 'size', 'depth', 'seed', 'epochs', 'accuracy', 'auc', 'balanced_accuracy',
@@ -83,8 +84,21 @@ def book_study(runs:str|Path|None=None, study:str|None=None)->tuple[str, pd.Data
     study = study or os.environ.get('RESDEPTH_STUDY')
     if not study:
         names = sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.glob('*.json'))) if runs.exists() else []
-        study = names[0] if len(names) == 1 else next((n for n in ('liu2024', 'quick') if n in names), names[0] if names else '')
+        study = next((n for n in ('liu2024', 'quick') if n in names), names[0] if names else '')
     return study, load_records(runs/study) if study and (runs/study).exists() else pd.DataFrame(columns=COLUMNS)
+
+def chapter()->tuple[str, pd.DataFrame, pd.DataFrame]:
+    "(study, its records, the successful ones) for a book chapter, which says so when there are none."
+    from IPython.display import Markdown, display
+    study, df = book_study()
+    ok = df[df.status == 'ok']
+    if ok.empty: display(Markdown(f"No successful result records for study `{study or '(none)'}`. Run `resdepth run`, then `resdepth book`."))
+    return study, df, ok
+
+def html(t:pd.DataFrame)->None:
+    "Show a table in a book chapter: no index, cells may hold HTML."
+    from IPython.display import HTML, display
+    display(HTML(t.to_html(index=False, escape=False)))
 
 # %% ../nbs/05_stats.ipynb #030dbd71
 def stars(p:float)->str:
