@@ -8,7 +8,7 @@ Docs: https://resdepth.github.io/resdepth/cli.html.md"""
 from __future__ import annotations
 import argparse, sys, time
 from pathlib import Path
-from .core import ResdepthError
+from .core import CellConfig, ResdepthError
 from .grid import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard, run_grid, study_status, _hms
 from .book import render_book
 
@@ -23,7 +23,7 @@ def _count(v:str)->int:
     return n
 
 def _parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='resdepth', description='Depth versus input resolution: truncated ResNets on MedMNIST.')
+    p = argparse.ArgumentParser(prog='resdepth', description='Depth versus input resolution: truncated ResNets on MedMNIST, and companion studies.')
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='run a study grid, one papermill notebook per cell (skips cells already done)')
     r.add_argument('--study', default='quick', help=f"study name ({', '.join(STUDIES)}), a YAML grid file, or a new name given all four axes (default quick)")
@@ -32,14 +32,18 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--depths', nargs='+', type=int, metavar='K', help='residual stages kept: 1 2 3 4')
     r.add_argument('--seeds', nargs='+', type=int, metavar='S', help='seeds, e.g. 0 1 2')
     for k, t in (('epochs', int), ('patience', int), ('lr', float), ('momentum', float), ('weight_decay', float),
-                 ('bs', int), ('eval_bs', int), ('arch', str), ('split', str)):
+                 ('bs', int), ('eval_bs', int), ('arch', str), ('resize_from', int)):
         r.add_argument(f"--{k.replace('_', '-')}", type=t, dest=k, help=f'override the protocol value of {k}')
+    for k, choices in CellConfig.CHOICES.items():
+        if k != 'precision': r.add_argument(f"--{k}", choices=choices, help=f'override the protocol value of {k}')
     r.add_argument('--precision', choices=['fp32', 'bf16'], help="'bf16': bfloat16 autocast, a deviation from the protocol (default fp32)")
     r.add_argument('--device', help="cuda, cuda:1, mps or cpu (default auto: the first available)")
     r.add_argument('--compile', action='store_const', const=True, help='torch.compile each model (a compile pause, then faster steps)')
     r.add_argument('--no-restore-best', dest='restore_best', action='store_const', const=False,
                    help="test the last epoch's weights instead of those of the lowest validation loss")
-    r.add_argument('--data-dir', help='folder of official MedMNIST .npz files (default $RESDEPTH_DATA, else ./data)')
+    r.add_argument('--no-verify', dest='verify', action='store_const', const=False,
+                   help="use data files whose MD5 is not the official one (e.g. generated test files); records say data_verified: false")
+    r.add_argument('--data-dir', help='folder of the official data files: MedMNIST .npz, torchvision folders (default $RESDEPTH_DATA, else ./data)')
     r.add_argument('--out', default='runs', help='results root; records go to OUT/STUDY/ (default runs)')
     r.add_argument('--shard', metavar='I/N', help='run only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT')
     r.add_argument('--retry-failed', action='store_true', help='run only the cells whose record says failed')

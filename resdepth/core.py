@@ -23,35 +23,49 @@ class ResdepthError(Exception):
 @dataclass
 class CellConfig:
     "Every knob of one training run; defaults are the published protocol."
-    dataset:str='breastmnist' # MedMNIST flag, e.g. 'pneumoniamnist'
-    size:int=28 # image side in pixels: 28, 64, 128 or 224 (MedMNIST+ files)
-    depth:int=4 # residual stages kept, 1-4; 4 is the standard network
+    dataset:str='breastmnist' # a MedMNIST flag, 'chestmnist-nofinding', or 'cifar10', 'cifar100', 'fashionmnist'
+    size:int=28 # image side in pixels fed to the network: 28, 64, 128 or 224 for MedMNIST files, else see `resize_from`
+    depth:int=4 # stages kept (residual stages 1-4 for ResNets, blocks for `plaincnn`); the arch's table says which exist
     seed:int=0 # one seed for split, initialisation and shuffling (the paper's random state)
-    arch:str='resnet18' # stage layout from `resdepth.models.ARCHS`
-    split:str='paper' # 'paper': pooled, stratified 60/20/20 per seed; 'official': MedMNIST's own splits
-    lr:float=1e-3 # SGD learning rate, constant (no schedule), as published
+    arch:str='resnet18' # network from `resdepth.models.ARCHS`
+    split:str='paper' # 'paper': pooled, stratified 60/20/20 per seed; 'official': MedMNIST's own splits; 'holdout': official test, train split 80/20
+    optimizer:str='sgd' # 'sgd' (with `momentum` and `weight_decay`) as published, or 'adam'
+    lr:float=1e-3 # learning rate, as published
+    schedule:str='constant' # 'constant' as published, or 'cosine' (annealed to 0 over the epochs)
     momentum:float=0.9 # SGD momentum, as published
     weight_decay:float=0.0 # the paper reports none
+    loss:str='ce' # 'ce': softmax cross-entropy as published; 'bce': one sigmoid output, binary cross-entropy (two classes)
+    augment:str='none' # 'none' as published, or 'crop-flip': random crop after 4-pixel padding and horizontal flip
+    resize_from:int=0 # 0: read the file made at `size`; else read the file at this size and resize it to `size` (bilinear)
     bs:int=32 # training batch size, as published
     eval_bs:int=1024 # evaluation batch size; only speed depends on it
     epochs:int=50 # most epochs, as published
-    patience:int=10 # early stopping on validation loss, as published
+    patience:int=10 # early stopping on validation loss, as published; 0 trains every epoch
     restore_best:bool=True # test the weights of the lowest validation loss, not the last epoch's
     precision:str='fp32' # 'fp32' as published; 'bf16' autocasts to bfloat16, a deviation recorded with the result
+    verify:bool=True # check every data file's MD5; False only for files that are knowingly not the official ones
     device:str='auto' # 'auto' picks cuda, then mps, then cpu
     threads:int=0 # CPU threads for this cell; 0 leaves torch's default (all cores)
     compile:bool=False # wrap the model in `torch.compile`: faster steps after a compile pause, same mathematics
 
     RUNTIME = ('device', 'threads', 'compile')  # speed settings, not protocol (they may move the last bits of float sums)
+    CHOICES = dict(precision=('fp32', 'bf16'), split=('paper', 'official', 'holdout'), optimizer=('sgd', 'adam'),
+                   schedule=('constant', 'cosine'), loss=('ce', 'bce'), augment=('none', 'crop-flip'))
 
     def __post_init__(self):
-        if self.precision not in ('fp32', 'bf16'): raise ValueError(f"precision {self.precision!r} is not supported; choose 'fp32' or 'bf16'")
+        for k, allowed in self.CHOICES.items():
+            v = getattr(self, k)
+            if v not in allowed: raise ValueError(f"{k} {v!r} is not supported; choose one of: {', '.join(allowed)}")
         if self.threads < 0: raise ValueError(f"threads must be 0 (torch's default) or a positive count, not {self.threads}")
+        for k in ('epochs', 'bs', 'eval_bs'):
+            if getattr(self, k) < 1: raise ValueError(f"{k} must be at least 1, not {getattr(self, k)}")
+        if self.patience < 0 or self.resize_from < 0: raise ValueError("patience and resize_from must be 0 or more")
 
     @property
     def cell_id(self)->str:
-        "Readable id from the grid coordinates, e.g. 'breastmnist-28-d3-s0'."
-        return f"{self.dataset}-{self.size}-d{self.depth}-s{self.seed}"
+        "Readable id from the grid coordinates, e.g. 'breastmnist-28-d3-s0'; an arch other than ResNet18 is named, e.g. 'cifar10-32-resnet50-d4-s0'."
+        arch = '' if self.arch == 'resnet18' else f'{self.arch}-'
+        return f"{self.dataset}-{self.size}-{arch}d{self.depth}-s{self.seed}"
 
     def protocol(self)->dict:
         "The fields that change results (all but the `RUNTIME` ones), for comparing a stored record with a request."

@@ -1,4 +1,4 @@
-"""The study's eight MedMNIST datasets at 28-224 px: offline-first files, the paper's stratified split, batches as tensor slices.
+"""MedMNIST at 28-224 px and the companion datasets: offline-first files, the studies' splits, batches as tensor slices on the device.
 
 Docs: https://resdepth.github.io/resdepth/data.html.md"""
 
@@ -15,39 +15,77 @@ from medmnist import INFO
 from sklearn.model_selection import train_test_split
 from fastai.data.core import DataLoaders
 from fastai.torch_core import to_detach
+from torch import nn
 from .core import ResdepthError, data_dir, md5sum
+from .vision import VISION, class_names, fetch_vision, load_vision, write_vision
 
 # %% auto #0
-__all__ = ['DATASETS', 'SIZES', 'check_dataset', 'check_size', 'n_classes', 'n_channels', 'task', 'npz_name', 'official_md5',
-           'official_url', 'fetch', 'paper_split', 'load_split', 'to_tensor', 'TensorBatches', 'cell_data']
+__all__ = ['DATASETS', 'SIZES', 'DERIVED', 'check_dataset', 'medmnist_flag', 'check_size', 'stored_sizes', 'label_names',
+           'n_classes', 'n_channels', 'task', 'npz_name', 'official_md5', 'official_url', 'fetch', 'ensure',
+           'paper_split', 'load_official', 'load_split', 'write_medmnist', 'to_tensor', 'resize', 'crop_flip',
+           'TensorBatches', 'cell_data']
 
 # %% ../nbs/02_data.ipynb #4a130047
 DATASETS = ('bloodmnist', 'breastmnist', 'dermamnist', 'pneumoniamnist',
             'retinamnist', 'organamnist', 'organcmnist', 'organsmnist')
 SIZES = (28, 64, 128, 224)
+DERIVED = {  # datasets read from another MedMNIST flag's files, with their labels mapped
+    'chestmnist-nofinding': dict(source='chestmnist', classes=('no finding', 'any finding'),
+                                 labels=lambda y: (y.reshape(len(y), -1).sum(1) > 0).astype(np.int64)),
+}
 
-def check_dataset(flag:str)->str:
-    "`flag` if it is one of the study's datasets, else a ValueError listing them."
-    if flag not in DATASETS: raise ValueError(f"unknown dataset {flag!r}; choose one of: {', '.join(DATASETS)}")
-    return flag
+def _medmnist_2d(flag): return flag in INFO and 'n_channels' in INFO[flag] and not flag.endswith('3d') and 'multi-label' not in INFO[flag]['task']
+
+def check_dataset(name:str)->str:
+    "`name` if resdepth can train on it, else a ValueError listing the choices."
+    if _medmnist_2d(name) or name in DERIVED or name in VISION: return name
+    hint = " (ChestMNIST is multi-label; the binary 'chestmnist-nofinding' reads its files)" if name == 'chestmnist' else ''
+    raise ValueError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(DATASETS + tuple(DERIVED) + tuple(VISION))}, "
+                     f"or another 2D MedMNIST flag")
+
+def medmnist_flag(name:str)->str|None:
+    "The MedMNIST flag whose files hold `name`; None for a torchvision dataset."
+    name = check_dataset(name)
+    return None if name in VISION else DERIVED.get(name, {}).get('source', name)
 
 def check_size(size:int)->int:
     "`size` if MedMNIST publishes it, else a ValueError listing the sizes."
     if size not in SIZES: raise ValueError(f"size {size!r} is not published by MedMNIST; choose one of: {', '.join(map(str, SIZES))}")
     return size
 
-def n_classes(flag:str)->int: "Number of classes of `flag`."; return len(INFO[check_dataset(flag)]['label'])
-def n_channels(flag:str)->int: "Image channels of `flag` (1 gray, 3 colour)."; return INFO[check_dataset(flag)]['n_channels']
-def task(flag:str)->str: "MedMNIST task of `flag`, e.g. 'binary-class'."; return INFO[check_dataset(flag)]['task']
+def stored_sizes(name:str)->tuple:
+    "The image sizes `name`'s official files come in."
+    return (VISION[name]['size'],) if medmnist_flag(name) is None else SIZES
+
+def label_names(name:str)->list[str]:
+    "Class names of `name`, in label order."
+    name = check_dataset(name)
+    if name in VISION: return class_names(name) if name == 'fashionmnist' else [str(i) for i in range(100 if name == 'cifar100' else 10)]
+    if name in DERIVED: return list(DERIVED[name]['classes'])
+    return list(INFO[name]['label'].values())
+
+def n_classes(name:str)->int: "Number of classes of `name`."; return len(label_names(name))
+def n_channels(name:str)->int:
+    "Image channels of `name` (1 gray, 3 colour)."
+    flag = medmnist_flag(name)
+    return VISION[name]['channels'] if flag is None else INFO[flag]['n_channels']
+def task(name:str)->str:
+    "The task, e.g. 'binary-class' or 'multi-class'."
+    flag = medmnist_flag(name)
+    return INFO[name]['task'] if flag == name else 'binary-class' if n_classes(name) == 2 else 'multi-class'
 
 # %% ../nbs/02_data.ipynb #4e9a395e
+def _flag(flag:str)->str:
+    if flag not in INFO: raise ValueError(f"unknown MedMNIST flag {flag!r}")
+    return flag
+
 def npz_name(flag:str, size:int)->str:
-    "Official file name of `flag` at `size` pixels."
-    return f"{check_dataset(flag)}.npz" if check_size(size)==28 else f"{flag}_{size}.npz"
+    "Official file name of MedMNIST `flag` at `size` pixels."
+    return f"{_flag(flag)}.npz" if check_size(size)==28 else f"{flag}_{size}.npz"
 
 def _suffix(size): return '' if size==28 else f'_{size}'
-def official_md5(flag:str, size:int)->str: "MD5 of the official file."; return INFO[check_dataset(flag)]['MD5'+_suffix(check_size(size))]
-def official_url(flag:str, size:int)->str: "Where MedMNIST publishes the file."; return INFO[check_dataset(flag)]['url'+_suffix(check_size(size))]
+def official_md5(flag:str, size:int)->str: "MD5 of the official file."; return INFO[_flag(flag)]['MD5'+_suffix(check_size(size))]
+def official_url(flag:str, size:int)->str: "Where MedMNIST publishes the file."; return INFO[_flag(flag)]['url'+_suffix(check_size(size))]
 
 def _download(flag, size, root:Path):
     "Download the official file with `medmnist` into `root`, moving it into place only when complete."
@@ -64,18 +102,28 @@ def _download(flag, size, root:Path):
         raise ResdepthError(f"{name} is missing from {root} and the download failed ({reason}); {hint}") from None
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-def fetch(flag:str, # dataset, e.g. 'breastmnist'
+def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'breastmnist', 'chestmnist-nofinding'
           size:int, # 28, 64, 128 or 224
           path:str|Path|None=None, # data directory; default `$RESDEPTH_DATA` or ./data
+          verify:bool=True, # check the file's MD5 against `INFO`
          )->Path:
     "Path of the verified official file, downloading it if missing."
+    flag = DERIVED.get(flag, {}).get('source', flag)
     root = data_dir(path); f = root/npz_name(flag, size)
     if not f.exists(): _download(flag, size, root)
+    if not verify: return f
     md5, got = official_md5(flag, size), md5sum(f)
     if got != md5:
         raise ResdepthError(f"{f} is damaged or not the official file (md5 {got}, expected {md5}); it was left untouched: "
                             f"replace it with {official_url(flag, size)}")
     return f
+
+def ensure(name:str, size:int, path:str|Path|None=None, verify:bool=True)->Path:
+    "The checked official file (MedMNIST) or folder (torchvision) holding `name` at `size` pixels, downloaded if missing."
+    if medmnist_flag(name) is not None: return fetch(name, size, path, verify)
+    if size not in stored_sizes(name):
+        raise ValueError(f"{name} is stored at {stored_sizes(name)[0]} px, not {size}; set resize_from={stored_sizes(name)[0]} to resize it")
+    return fetch_vision(name, path, verify)
 
 # %% ../nbs/02_data.ipynb #16bb0054
 def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->dict:
@@ -85,28 +133,77 @@ def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->d
     tr, va = train_test_split(rest, test_size=valid/(1-test), stratify=labels[rest], random_state=seed)
     return dict(train=tr, valid=va, test=te)
 
-def load_split(flag:str, size:int, seed:int=0, split:str='paper', path:str|Path|None=None)->dict:
-    "{'train','valid','test'} -> (images uint8, labels int64) for `flag` at `size`."
-    with np.load(fetch(flag, size, path)) as z: d = {k: z[k] for k in z.files}
-    lab = {k: d[f'{k}_labels'].reshape(-1).astype(np.int64) for k in ('train', 'val', 'test')}
+def load_official(name:str, size:int, path:str|Path|None=None, verify:bool=True)->dict:
+    "The official parts of `name` at `size`: {'train', 'val' (MedMNIST only), 'test'} -> (uint8 images, int64 labels)."
+    flag = medmnist_flag(name)
+    if flag is None:
+        ensure(name, size, path, verify)
+        return load_vision(name, path, verify=False)  # `ensure` has checked the files
+    with np.load(fetch(name, size, path, verify)) as z: d = {k: z[k] for k in z.files}
+    relabel = DERIVED.get(name, {}).get('labels', lambda y: y.reshape(-1).astype(np.int64))
+    return {k: (d[f'{k}_images'], relabel(d[f'{k}_labels'])) for k in ('train', 'val', 'test')}
+
+def load_split(name:str, size:int, seed:int=0, split:str='paper', path:str|Path|None=None, verify:bool=True)->dict:
+    "{'train','valid','test'} -> (images uint8, labels int64) for `name` at `size`."
+    d = load_official(name, size, path, verify)
     if split == 'official':
-        return {s: (d[f'{k}_images'], lab[k]) for s, k in (('train', 'train'), ('valid', 'val'), ('test', 'test'))}
-    if split != 'paper': raise ValueError(f"unknown split {split!r}; choose 'paper' or 'official'")
-    x = np.concatenate([d[f'{k}_images'] for k in ('train', 'val', 'test')])
-    y = np.concatenate([lab[k] for k in ('train', 'val', 'test')])
-    return {s: (x[i], y[i]) for s, i in paper_split(y, seed).items()}
+        if 'val' not in d: raise ValueError(f"{name} has no official validation split; use split 'holdout' (official test, train split 80/20)")
+        return dict(train=d['train'], valid=d['val'], test=d['test'])
+    pool = [d[k] for k in (('train', 'val', 'test') if split == 'paper' else ('train', 'val')) if k in d]
+    x, y = np.concatenate([p[0] for p in pool]), np.concatenate([p[1] for p in pool])
+    if split == 'paper': return {s: (x[i], y[i]) for s, i in paper_split(y, seed).items()}
+    if split != 'holdout': raise ValueError(f"unknown split {split!r}; choose 'paper', 'official' or 'holdout'")
+    tr, va = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=seed)
+    return dict(train=(x[tr], y[tr]), valid=(x[va], y[va]), test=d['test'])
 
 # %% ../nbs/02_data.ipynb #f9713dfc
+def write_medmnist(flag:str, root:str|Path, size:int=28, n:int=120, seed:int=0)->Path:
+    "Write a small file in MedMNIST's official format for `flag` at `size` under `root` (its MD5 is not the official one)."
+    info, rng = INFO[_flag(flag)], np.random.default_rng(seed)
+    k, c = len(info['label']), info['n_channels']
+    parts = {}
+    for split, m in (('train', n), ('val', max(2, n // 4)), ('test', max(2, n // 4))):
+        if 'multi-label' in info['task']:
+            y = (rng.random((m, k)) < 0.08).astype(np.uint8)
+            level = (y.sum(1) > 0).astype(float)
+        else:
+            y = rng.integers(0, k, (m, 1)).astype(np.uint8); level = y[:, 0] / max(1, k - 1)
+        shape = (m, size, size) + ((3,) if c == 3 else ())
+        x = rng.normal(60 + 120 * level.reshape((-1,) + (1,) * (len(shape) - 1)), 40, shape)
+        parts[f'{split}_images'], parts[f'{split}_labels'] = np.clip(x, 0, 255).astype(np.uint8), y
+    f = Path(root)/npz_name(flag, size); f.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(f, **parts)
+    return f
+
+# %% ../nbs/02_data.ipynb #9a49d765
 def to_tensor(images:np.ndarray, device=None)->torch.Tensor:
     "uint8 images (N,H,W) or (N,H,W,C) -> float NCHW in [-1, 1], on `device`."
     x = torch.from_numpy(np.ascontiguousarray(images))
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return x.to(device).float().div_(255).sub_(0.5).div_(0.5).contiguous()
 
+def resize(x:torch.Tensor, size:int, bs:int=256)->torch.Tensor:
+    "Normalised images `x` (N,C,H,W) resized to `size` x `size`, bilinear (antialiased when shrinking), in chunks of `bs`."
+    if x.shape[-1] == size: return x
+    f = lambda c: nn.functional.interpolate(c, size=(size, size), mode='bilinear', align_corners=False, antialias=size < x.shape[-1])
+    return torch.cat([f(x[i:i+bs]) for i in range(0, len(x), bs)]) if len(x) else x.new_zeros(0, x.shape[1], size, size)
+
+def crop_flip(x:torch.Tensor, gen:torch.Generator, pad:int=4)->torch.Tensor:
+    "Per image: a random crop of the original size from `x` padded by `pad` black pixels, then a flip with probability 0.5."
+    n, c, h, w = x.shape
+    xp = nn.functional.pad(x, (pad,) * 4, value=-1.0)  # -1 is black after Normalize(0.5, 0.5)
+    oy, ox, flip = (torch.randint(0, 2 * pad + 1, (n,), generator=gen), torch.randint(0, 2 * pad + 1, (n,), generator=gen),
+                    torch.rand(n, generator=gen) < 0.5)
+    cols = ox[:, None] + torch.arange(w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    rows = (oy[:, None] + torch.arange(h)).to(x.device)
+    i = torch.arange(n, device=x.device)[:, None, None]
+    return xp[i, :, rows[:, :, None], cols.to(x.device)[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
 class TensorBatches:
     "Iterate (x, y) batches as slices of in-memory tensors; a fastai `DataLoaders` can wrap it."
-    def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int, shuffle:bool=False, seed:int=0):
-        self.x, self.y, self.bs, self.shuffle = x, y, bs, shuffle
+    def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int, shuffle:bool=False, seed:int=0, augment=None):
+        self.x, self.y, self.bs, self.shuffle, self.augment = x, y, bs, shuffle, augment
         self.gen = torch.Generator().manual_seed(seed)
 
     @property
@@ -133,14 +230,16 @@ class TensorBatches:
         order = torch.randperm(len(self.x), generator=self.gen).to(self.x.device)
         for a, b in self._bounds():
             i = order[a:b]
-            yield self.x[i], self.y[i]
+            yield (self.x[i] if self.augment is None else self.augment(self.x[i], self.gen)), self.y[i]
 
-# %% ../nbs/02_data.ipynb #9a49d765
-def cell_data(flag:str, size:int, seed:int=0, split:str='paper', bs:int=32, eval_bs:int=1024,
-              path:str|Path|None=None, device=None)->tuple:
+# %% ../nbs/02_data.ipynb #47c02389
+def cell_data(cfg, # a `CellConfig`: dataset, size, resize_from, seed, split, bs, eval_bs, augment, verify
+              path:str|Path|None=None, # data directory
+              device=None)->tuple:
     "(fastai DataLoaders for train/valid, (x_test, y_test), split sizes) for one cell."
-    parts = load_split(flag, size, seed, split, path)
-    t = {s: (to_tensor(x, device), torch.from_numpy(y).to(device)) for s, (x, y) in parts.items()}
-    dls = DataLoaders(TensorBatches(*t['train'], bs=bs, shuffle=True, seed=seed),
-                      TensorBatches(*t['valid'], bs=eval_bs), device=device)
+    parts = load_split(cfg.dataset, cfg.resize_from or cfg.size, cfg.seed, cfg.split, path, cfg.verify)
+    t = {s: (resize(to_tensor(x, device), cfg.size), torch.from_numpy(y).to(device)) for s, (x, y) in parts.items()}
+    dls = DataLoaders(TensorBatches(*t['train'], bs=cfg.bs, shuffle=True, seed=cfg.seed,
+                                    augment=crop_flip if cfg.augment == 'crop-flip' else None),
+                      TensorBatches(*t['valid'], bs=cfg.eval_bs), device=device)
     return dls, t['test'], {s: len(y) for s, (_, y) in parts.items()}

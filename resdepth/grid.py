@@ -17,7 +17,7 @@ import torch
 from concurrent.futures import ThreadPoolExecutor
 from .core import CellConfig, ResdepthError, data_dir, utc_now, write_json
 from .locks import claim, holder
-from .data import DATASETS, SIZES, check_dataset, check_size, fetch
+from .data import DATASETS, SIZES, check_dataset, ensure, stored_sizes
 from .models import DEPTHS, arch_spec, check_depth
 
 # %% auto #0
@@ -28,9 +28,20 @@ __all__ = ['AXES', 'STUDIES', 'PROTOCOL_KEYS', 'KERNEL', 'expand', 'load_study',
 
 # %% ../nbs/04_grid.ipynb #850e0aaa
 AXES = dict(datasets='dataset', sizes='size', depths='depth', seeds='seed')
+_KITTI = dict(split='holdout', augment='crop-flip', bs=16, optimizer='sgd', lr=1e-3, momentum=0.9, weight_decay=1e-3,
+              schedule='cosine', epochs=20, patience=0, restore_best=False)  # Kittipipatthanapong (2023), section 3
 STUDIES = {
     'quick': [dict(dataset=['breastmnist'], size=[28], depth=[1, 2, 3, 4], seed=[0, 1, 2])],
     'liu2024': [dict(dataset=list(DATASETS), size=list(SIZES), depth=list(DEPTHS), seed=list(range(10)))],
+    'xu2024': [dict(dataset=['cifar10'], size=[32], arch=['resnet18', 'resnet50'], depth=[4], seed=[0, 1, 2], split=['holdout'],
+                    augment=['crop-flip'], epochs=[100], patience=[0], restore_best=[False])],
+    'kittipipatthanapong2023': [dict(dataset=[d], size=[32], resize_from=[r], arch=archs, depth=[k], seed=[0, 1, 2], **{k_: [v] for k_, v in _KITTI.items()})
+                                for d, r in (('fashionmnist', 28), ('cifar10', 0), ('cifar100', 0))
+                                for archs, k in ((['alexnet', 'vgg19'], 5), (['resnet18', 'resnet34', 'resnet50'], 4))],
+    'hudson2024': [dict(dataset=['chestmnist-nofinding'], size=list(SIZES), arch=['plaincnn'], depth=[1, 2, 3, 4], seed=[0, 1, 2],
+                        split=['official'], optimizer=['adam'], lr=[1e-4], loss=['bce'], epochs=[10], patience=[0], restore_best=[False])],
+    'inputsize': [dict(dataset=['breastmnist', 'pneumoniamnist'], size=[32, 64, 128, 224, 299], resize_from=[28],
+                       arch=['resnet18', 'resnet50'], depth=[4], seed=[0, 1, 2])],
 }
 PROTOCOL_KEYS = tuple(f.name for f in fields(CellConfig) if f.name not in AXES.values())
 _KEYS = tuple(f.name for f in fields(CellConfig))
@@ -46,11 +57,14 @@ def expand(param_sets:list[dict])->list[CellConfig]:
         if bad: raise ValueError(f"unknown setting {bad[0]!r}; choose from: {', '.join(_KEYS)}")
         missing = [a for a in AXES.values() if not ps.get(a)]
         if missing: raise ValueError(f"a parameter set has no {missing[0]!r} values; every set needs dataset, size, depth and seed")
-        [check_dataset(d) for d in ps['dataset']]; [check_size(z) for z in ps['size']]; [check_depth(k) for k in ps['depth']]
-        [arch_spec(a) for a in ps.get('arch', ['resnet18'])]
+        [check_dataset(d) for d in ps['dataset']]; [arch_spec(a) for a in ps.get('arch', ['resnet18'])]
         keys = list(ps)
         for combo in itertools.product(*(ps[k] for k in keys)):
             c = CellConfig(**dict(zip(keys, combo)))
+            check_depth(c.depth, c.arch)
+            if c.resize_from == 0 and c.size not in stored_sizes(c.dataset):
+                sizes = ', '.join(map(str, stored_sizes(c.dataset)))
+                raise ValueError(f"size {c.size!r} is not published for {c.dataset}; choose one of: {sizes}, or set resize_from to one of them")
             cells.setdefault(c.cell_id, c)
     return list(cells.values())
 
@@ -104,6 +118,7 @@ def record_state(path:str|Path)->tuple[str, dict|None]:
     try: r = json.loads(path.read_text())
     except (OSError, ValueError): return 'corrupt', None
     if isinstance(r, dict) and r.get('status') == 'ok' and 'accuracy' in r.get('metrics', {}) and 'config' in r: return 'done', r
+    if isinstance(r, dict) and r.get('status') == 'not_buildable' and 'config' in r: return 'done', r  # a finding, not a failure
     if isinstance(r, dict) and r.get('status') == 'failed': return 'failed', r
     return 'corrupt', None
 
@@ -274,6 +289,7 @@ class Progress:
             pos, elapsed = f"[{self.i}/{self.n}] {c.cell_id}", time.perf_counter() - self.t0
             eta = _hms(elapsed / self.i * (self.n - self.i))
             if r['status'] == 'ok': self.log(f"{pos}: accuracy {r['metrics']['accuracy']:.3f}, {r['epochs_run']} epochs, {dt:.1f} s; ETA {eta}")
+            elif r['status'] == 'not_buildable': self.log(f"{pos}: {r['reason']}; ETA {eta}")
             else: self.failed.append(r); self.log(f"{pos}: FAILED ({r['error']}); notebook {r['notebook']}; ETA {eta}")
     def skip(self, c:CellConfig):
         with self.lock: self.n -= 1; self.held.append(c.cell_id); self.log(f"{c.cell_id}: taken by another runner")
@@ -298,7 +314,7 @@ def plan(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_faile
         log(f"{study_dir}: {n_done} of {len(cells)} cells done, {n_failed} failed; {what}"
             + ("" if retry_failed or not n_failed else " (rerun failed cells with --retry-failed)"))
         return [], want, dict(total=len(cells), ran=0, held=0, wall={}, failed=[states[c.cell_id][1] for c in cells if states[c.cell_id][0] == 'failed'])
-    for d, s in dict.fromkeys((c.dataset, c.size) for c in todo): fetch(d, s, data_path)
+    for d, s, v in dict.fromkeys((c.dataset, c.resize_from or c.size, c.verify) for c in todo): ensure(d, s, data_path, v)
     log(f"{study_dir}: {len(todo)} of {len(cells)} cells to run ({n_done} done, {n_failed} failed)")
     return todo, want, None
 

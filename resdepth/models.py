@@ -1,4 +1,4 @@
-"""A ResNet cut after residual stage k: the torchvision stem, stages `layer1..layer{k}`, pooling and a linear head.
+"""A ResNet cut after residual stage k (the torchvision stem, stages `layer1..layer{k}`, pooling, a linear head), and the companion studies' networks.
 
 Docs: https://resdepth.github.io/resdepth/models.html.md"""
 
@@ -10,32 +10,42 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+import torchvision.models as tvm
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
+from torchvision.models.vgg import make_layers, cfgs as vgg_cfgs
 
 # %% auto #0
-__all__ = ['ARCHS', 'DEPTHS', 'STAGE_WIDTHS', 'arch_spec', 'check_depth', 'TruncatedResNet', 'truncated_resnet',
-           'feature_map_size', 'feature_map_table', 'model_cost', 'cost_table']
+__all__ = ['ARCHS', 'DEPTHS', 'STAGE_WIDTHS', 'Unbuildable', 'arch_spec', 'check_depth', 'TruncatedResNet', 'truncated_resnet',
+           'VGG', 'alexnet', 'PlainCNN', 'build_model', 'feature_map_size', 'feature_map_table', 'model_cost',
+           'cost_table']
 
 # %% ../nbs/01_models.ipynb #d2595bb6
 ARCHS = {
-    'resnet18': dict(block=BasicBlock, layers=(2, 2, 2, 2), params_imagenet=11_689_512),
-    'resnet34': dict(block=BasicBlock, layers=(3, 4, 6, 3), params_imagenet=21_797_672),
-    'resnet50': dict(block=Bottleneck, layers=(3, 4, 6, 3), params_imagenet=25_557_032),
+    'resnet18': dict(family='resnet', block=BasicBlock, layers=(2, 2, 2, 2), depths=(1, 2, 3, 4), params_imagenet=11_689_512),
+    'resnet34': dict(family='resnet', block=BasicBlock, layers=(3, 4, 6, 3), depths=(1, 2, 3, 4), params_imagenet=21_797_672),
+    'resnet50': dict(family='resnet', block=Bottleneck, layers=(3, 4, 6, 3), depths=(1, 2, 3, 4), params_imagenet=25_557_032),
+    'alexnet': dict(family='alexnet', depths=(5,), pool_padding=1),
+    'vgg19': dict(family='vgg', config='E', depths=(5,)),
+    'plaincnn': dict(family='plaincnn', depths=(1, 2, 3, 4), base_filters=32, kernel=3, pool=3, dropout=0.25, hidden=128),
 }
 DEPTHS = (1, 2, 3, 4)
 STAGE_WIDTHS = (64, 128, 256, 512)
 
+class Unbuildable(ValueError):
+    "The network cannot be built at this input size: its feature map collapses to nothing."
+
 def arch_spec(arch:str)->dict:
-    "The stage layout of `arch`, or a ValueError naming the known ones."
+    "The table row of `arch`, or a ValueError naming the known ones."
     if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; choose one of: {', '.join(ARCHS)}")
     return ARCHS[arch]
 
-def check_depth(depth:int)->int:
-    "`depth` if it is a valid number of residual stages, else a ValueError naming the valid ones."
-    if depth not in DEPTHS: raise ValueError(f"depth must be one of {', '.join(map(str, DEPTHS))} (got {depth!r})")
+def check_depth(depth:int, arch:str='resnet18')->int:
+    "`depth` if `arch` can be built at it, else a ValueError naming the depths it has."
+    ok = arch_spec(arch)['depths']
+    if depth not in ok: raise ValueError(f"depth must be one of {', '.join(map(str, ok))} for {arch} (got {depth!r})")
     return depth
 
-# %% ../nbs/01_models.ipynb #c72c32c9
+# %% ../nbs/01_models.ipynb #1b9a1269
 class TruncatedResNet(nn.Module):
     "ResNet stem, residual stages 1..`depth`, global average pooling, linear head."
     def __init__(self,
@@ -44,7 +54,8 @@ class TruncatedResNet(nn.Module):
                  in_chans:int=3, # 1 for grayscale data, 3 for colour
                  arch:str='resnet18'): # a key of `ARCHS`
         super().__init__()
-        spec, self.depth = arch_spec(arch), check_depth(depth)
+        spec, self.depth = arch_spec(arch), check_depth(depth, arch)
+        if spec['family'] != 'resnet': raise ValueError(f"{arch} is not a ResNet; build it with `build_model`")
         block, self.inplanes = spec['block'], 64
         self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -88,11 +99,68 @@ def truncated_resnet(depth:int, # residual stages kept, 1-4
     "A ResNet truncated after residual stage `depth`, randomly initialised."
     return TruncatedResNet(depth, n_classes, in_chans, arch)
 
+# %% ../nbs/01_models.ipynb #d3749561
+class VGG(nn.Module):
+    "VGG in its 32-pixel form: torchvision's `make_layers` with batch norm, global average pooling, one linear layer."
+    def __init__(self, n_classes:int, in_chans:int=3, config:str='E'):
+        super().__init__()
+        self.features = make_layers(vgg_cfgs[config], batch_norm=True)
+        if in_chans != 3: self.features[0] = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
+        self.avgpool, self.classifier = nn.AdaptiveAvgPool2d(1), nn.Linear(512, n_classes)
+        for m in self.modules():  # torchvision's VGG initialisation
+            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu'); nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear): nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
+    def forward(self, x): return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+def alexnet(n_classes:int, in_chans:int=3, pool_padding:int=1)->nn.Module:
+    "torchvision's AlexNet with padded max-pools, so that 32-pixel inputs keep a map to the end."
+    m = tvm.alexnet(num_classes=n_classes)
+    if in_chans != 3: m.features[0] = nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2)
+    for i, layer in enumerate(m.features):
+        if isinstance(layer, nn.MaxPool2d): m.features[i] = nn.MaxPool2d(kernel_size=3, stride=2, padding=pool_padding)
+    return m
+
+class PlainCNN(nn.Module):
+    "Hudson's (2024) plain CNN: `depth` blocks (conv, batch norm, ReLU, max-pool, dropout), flatten, two dense layers."
+    def __init__(self, depth:int, n_classes:int, in_chans:int, size:int, base_filters:int=32, kernel:int=3, pool:int=3,
+                 dropout:float=0.25, hidden:int=128):
+        super().__init__()
+        width, blocks, x = base_filters * depth, [], torch.zeros(1, in_chans, size, size)
+        for k in range(depth):
+            block = nn.Sequential(nn.Conv2d(x.shape[1], width, kernel), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                                  nn.MaxPool2d(pool), nn.Dropout(dropout))
+            try:
+                with torch.no_grad(): x = block.eval()(x)
+            except RuntimeError: x = x[..., :0, :0]
+            if x.numel() == 0:
+                where = f'after block {k}' if k else 'in block 1'
+                raise Unbuildable(f"not buildable: a {size}x{size} map collapses {where} of {depth}")
+            blocks.append(block.train())
+        self.features, self.n_features = nn.Sequential(*blocks), x.numel()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(self.n_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_classes))
+    def forward(self, x): return self.head(self.features(x))
+
+def build_model(arch:str, # a key of `ARCHS`
+                depth:int, # one of the arch's depths
+                n_classes:int, # outputs of the last layer (1 for a sigmoid output)
+                in_chans:int=3, # 1 grayscale, 3 colour
+                size:int|None=None, # input side; needed by `plaincnn`, whose dense layer depends on it
+               )->nn.Module:
+    "Any network of `ARCHS`, randomly initialised; `Unbuildable` when its map would collapse at `size`."
+    spec = arch_spec(arch); check_depth(depth, arch)
+    fam = spec['family']
+    if fam == 'resnet': return TruncatedResNet(depth, n_classes, in_chans, arch)
+    if fam == 'alexnet': return alexnet(n_classes, in_chans, spec['pool_padding'])
+    if fam == 'vgg': return VGG(n_classes, in_chans, spec['config'])
+    if size is None: raise ValueError(f"{arch} needs the input size to be built")
+    return PlainCNN(depth, n_classes, in_chans, size, **{k: spec[k] for k in ('base_filters', 'kernel', 'pool', 'dropout', 'hidden')})
+
 # %% ../nbs/01_models.ipynb #cf052de5
 @torch.no_grad()
 def feature_map_size(depth:int, size:int, in_chans:int=3, arch:str='resnet18')->int:
     "Side of the last kept stage's feature map for `size`-pixel inputs, from a forward pass."
-    model = truncated_resnet(depth, 2, in_chans, arch).eval()
+    model = build_model(arch, depth, 2, in_chans, size).eval()
     try: fmap = model.features(torch.zeros(1, in_chans, size, size))
     except RuntimeError as e:
         raise ValueError(f"a {size}x{size} input collapses before stage {depth} of {arch}; use a larger size") from e
@@ -106,12 +174,12 @@ def feature_map_table(sizes=(28, 64, 128, 224), depths=DEPTHS, arch:str='resnet1
 
 # %% ../nbs/01_models.ipynb #17e3fc40
 def model_cost(depth:int, size:int, n_classes:int=2, in_chans:int=3, arch:str='resnet18')->dict:
-    "Parameters, forward FLOPs per image and last feature-map side of a truncated network at `size` pixels."
-    model = truncated_resnet(depth, n_classes, in_chans, arch).eval()
+    "Parameters, forward FLOPs per image and last feature-map side of a network of `ARCHS` at `size` pixels."
+    model, x = build_model(arch, depth, n_classes, in_chans, size).eval(), torch.zeros(1, in_chans, size, size)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        fmap = model.features(torch.zeros(1, in_chans, size, size))
-        model.fc(torch.flatten(model.avgpool(fmap), 1))
+    with torch.no_grad():
+        with counter: model(x)
+        fmap = model.features(x)
     return dict(params=sum(p.numel() for p in model.parameters()), flops=counter.get_total_flops(), feature_map=fmap.shape[-1])
 
 def cost_table(sizes=(28, 64, 128, 224), depths=DEPTHS, n_classes:int=2, in_chans:int=3, arch:str='resnet18')->pd.DataFrame:

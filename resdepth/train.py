@@ -19,15 +19,17 @@ from fastai.callback.core import Callback, event
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 from fastai.optimizer import OptimWrapper
 from fastai.metrics import accuracy
+from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.torch_core import set_seed
 from fastai.data.core import DataLoaders
 from .core import CellConfig, environment, pick_device, utc_now, write_atomic
-from .models import truncated_resnet, model_cost
+from .models import Unbuildable, build_model, model_cost, truncated_resnet
 from .data import cell_data, n_channels, n_classes, task
 
 # %% auto #0
 __all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'CellOptimizer', 'EpochHistory', 'predict_proba', 'test_metrics',
-           'reset_peak_memory', 'peak_memory', 'CellLearner', 'make_learner', 'train_cell']
+           'reset_peak_memory', 'peak_memory', 'CellLearner', 'bce_loss', 'binary_accuracy', 'n_outputs',
+           'make_learner', 'train_cell', 'unbuildable_record']
 
 # %% ../nbs/03_train.ipynb #c1573192
 class NonFiniteLoss(RuntimeError):
@@ -55,24 +57,33 @@ class CellOptimizer(OptimWrapper):
     def zero_grad(self): self.opt.zero_grad(set_to_none=True)
 
 class EpochHistory(Callback):
-    "Per epoch: mean training loss, validation loss and accuracy, seconds."
+    "Per epoch: mean training loss and accuracy (on the augmented batches, in training mode), validation loss and accuracy, seconds."
     order = 55  # after the Recorder (50) has logged the epoch, before the trackers (60) may stop the fit
-    def before_fit(self): self.rows = []
-    def before_epoch(self): self.train_loss, self.t0 = AvgLoss(), time.perf_counter(); self.train_loss.reset()
+    def before_fit(self): self.rows, self.metric = [], self.learn.metrics[0]
+    def before_epoch(self):
+        self.train_loss, self.t0, self.correct, self.seen = AvgLoss(), time.perf_counter(), 0., 0
+        self.train_loss.reset()
     def after_batch(self):
-        if self.training: self.train_loss.accumulate(self.learn)
+        if not self.training: return
+        self.train_loss.accumulate(self.learn)
+        n = len(self.learn.yb[0])  # the metric's batch mean, kept on the device and summed: read once per epoch
+        self.correct, self.seen = self.correct + self.metric.func(self.learn.pred.detach(), *self.learn.yb) * n, self.seen + n
     def after_epoch(self):
         rec = dict(zip(self.recorder.metric_names[1:], self.recorder.log[1:]))
-        self.rows.append(dict(epoch=self.epoch, train_loss=float(self.train_loss.value), valid_loss=float(rec['valid_loss']),
-                              valid_accuracy=float(rec['accuracy']), seconds=round(time.perf_counter() - self.t0, 3)))
+        self.rows.append(dict(epoch=self.epoch, train_loss=float(self.train_loss.value), train_accuracy=float(self.correct / max(1, self.seen)),
+                              valid_loss=float(rec['valid_loss']), valid_accuracy=float(rec[self.metric.name]),
+                              seconds=round(time.perf_counter() - self.t0, 3)))
 
 # %% ../nbs/03_train.ipynb #dc818ca3
 @torch.no_grad()
 def predict_proba(model:nn.Module, x:torch.Tensor, bs:int=1024, precision:str='fp32')->np.ndarray:
-    "Class probabilities for `x`, evaluated in eval mode in batches of `bs`, under autocast when `precision` is 'bf16'."
+    "Class probabilities for `x` (N, classes), in eval mode in batches of `bs`, under autocast when `precision` is 'bf16'."
     model.eval()
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
-        return torch.cat([model(x[i:i+bs]).float().softmax(1) for i in range(0, len(x), bs)]).cpu().numpy()
+        out = torch.cat([model(x[i:i+bs]).float() for i in range(0, len(x), bs)])
+    if out.shape[1] == 1: p = out.sigmoid(); out = torch.cat([1 - p, p], 1)  # one sigmoid output: P(class 1)
+    else: out = out.softmax(1)
+    return out.cpu().numpy()
 
 def test_metrics(probs:np.ndarray, y:np.ndarray)->dict:
     "Accuracy, AUC, balanced accuracy and confusion matrix of predicted `probs` against labels `y`."
@@ -113,14 +124,33 @@ class CellLearner(Learner):
         for cb in cbs: cb(event_name)
 
 # %% ../nbs/03_train.ipynb #289f15f4
+def bce_loss(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "Binary cross-entropy of one logit per image against 0/1 labels."
+    return nn.functional.binary_cross_entropy_with_logits(out.squeeze(1), y.float())
+
+def binary_accuracy(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "Accuracy of one logit per image, thresholded at 0 (probability 0.5)."
+    return ((out.squeeze(1) > 0).long() == y).float().mean()
+
+def n_outputs(cfg:CellConfig)->int:
+    "Outputs of the network's last layer: one per class, or one for `loss='bce'`."
+    k = n_classes(cfg.dataset)
+    if cfg.loss == 'bce' and k != 2: raise ValueError(f"loss 'bce' needs two classes; {cfg.dataset} has {k}: use loss 'ce'")
+    return 1 if cfg.loss == 'bce' else k
+
+# %% ../nbs/03_train.ipynb #1388ca29
 def make_learner(cfg:CellConfig, dls:DataLoaders, model:nn.Module, path:str|Path, log=print)->Learner:
     "The fastai `Learner` of a cell under `cfg`'s protocol, with the callbacks that record and guard it."
     model = model.to(dls.device, memory_format=torch.channels_last)
     if cfg.compile: model = torch.compile(model)
-    learn = CellLearner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path, model_dir='.',
-                    opt_func=partial(CellOptimizer, opt=torch.optim.SGD, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
-                    cbs=[StopOnNonFinite(), EpochHistory(), EarlyStoppingCallback(monitor='valid_loss', patience=cfg.patience)]
+    opt = (partial(CellOptimizer, opt=torch.optim.SGD, momentum=cfg.momentum, weight_decay=cfg.weight_decay) if cfg.optimizer == 'sgd'
+           else partial(CellOptimizer, opt=torch.optim.Adam, weight_decay=cfg.weight_decay))
+    loss, metric = (bce_loss, binary_accuracy) if cfg.loss == 'bce' else (nn.CrossEntropyLoss(), accuracy)
+    learn = CellLearner(dls, model, loss_func=loss, metrics=metric, path=path, model_dir='.', opt_func=opt,
+                    cbs=[StopOnNonFinite(), EpochHistory()]
+                        + ([EarlyStoppingCallback(monitor='valid_loss', patience=cfg.patience)] if cfg.patience else [])
                         + ([SaveModelCallback(monitor='valid_loss', fname='best')] if cfg.restore_best else [])
+                        + ([ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})] if cfg.schedule == 'cosine' else [])
                         + ([Autocast()] if cfg.precision == 'bf16' else []))
     learn.logger = log or (lambda *a: None)
     return learn
@@ -142,11 +172,12 @@ def train_cell(cfg:CellConfig, # what to train
     reset_peak_memory(device)
     set_seed(cfg.seed, reproducible=True)
     _set_speed(cfg, device)
-    dls, (x_test, y_test), n = cell_data(cfg.dataset, cfg.size, cfg.seed, cfg.split, cfg.bs, cfg.eval_bs, data_path, device)
-    chans, k = n_channels(cfg.dataset), n_classes(cfg.dataset)
-    t_data = time.perf_counter()
+    chans, k, outs = n_channels(cfg.dataset), n_classes(cfg.dataset), n_outputs(cfg)
     torch.manual_seed(cfg.seed)
-    model = truncated_resnet(cfg.depth, k, chans, cfg.arch)
+    try: model = build_model(cfg.arch, cfg.depth, outs, chans, cfg.size)
+    except Unbuildable as e: return unbuildable_record(cfg, str(e))
+    dls, (x_test, y_test), n = cell_data(cfg, data_path, device)
+    t_data = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         learn = make_learner(cfg, dls, model, tmp, log)
         with learn.no_bar(): learn.fit(cfg.epochs, lr=cfg.lr)
@@ -158,9 +189,9 @@ def train_cell(cfg:CellConfig, # what to train
         state = {k: v.contiguous() for k, v in getattr(learn.model, '_orig_mod', learn.model).state_dict().items()}
         buf = io.BytesIO(); torch.save(state, buf); write_atomic(model_path, buf.getvalue())
     best = int(np.argmin([r['valid_loss'] for r in hist]))
-    cost = model_cost(cfg.depth, cfg.size, k, chans, cfg.arch)
+    cost = model_cost(cfg.depth, cfg.size, outs, chans, cfg.arch)
     return dict(
-        cell_id=cfg.cell_id, status='ok', config=asdict(cfg), metrics=metrics,
+        cell_id=cfg.cell_id, status='ok', config=asdict(cfg), data_verified=cfg.verify, metrics=metrics,
         epochs_run=len(hist), best_epoch=best, best_valid_loss=hist[best]['valid_loss'], history=hist,
         n=n, task=task(cfg.dataset), n_classes=k, in_chans=chans, model=cost,
         seconds=dict(data=round(t_data - t0, 3), train=round(t_train - t_data, 3), eval=round(t_eval - t_train, 3),
@@ -168,6 +199,7 @@ def train_cell(cfg:CellConfig, # what to train
         device=str(device), memory=peak_memory(device), environment=environment(),
         finished=utc_now())
 
-
-# A two-epoch cell on the real BreastMNIST file (when it is beside the project) shows the record and checks that a
-# second run with the same seed reproduces it.
+def unbuildable_record(cfg:CellConfig, reason:str)->dict:
+    "The record of a cell whose network cannot be built at its size: a result of the study, not a failure."
+    return dict(cell_id=cfg.cell_id, status='not_buildable', reason=reason, config=asdict(cfg), data_verified=cfg.verify,
+                environment=environment(), finished=utc_now())
