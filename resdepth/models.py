@@ -17,7 +17,7 @@ from torchvision.models.vgg import make_layers, cfgs as vgg_cfgs
 # %% auto #0
 __all__ = ['ARCHS', 'DEPTHS', 'STAGE_WIDTHS', 'Unbuildable', 'arch_spec', 'check_depth', 'TruncatedResNet', 'truncated_resnet',
            'VGG', 'alexnet', 'PlainCNN', 'build_model', 'feature_map_size', 'feature_map_table', 'model_cost',
-           'cost_table']
+           'weight_layers', 'cost_table']
 
 # %% ../nbs/01_models.ipynb #d2595bb6
 ARCHS = {
@@ -180,7 +180,12 @@ def model_cost(depth:int, size:int, n_classes:int=2, in_chans:int=3, arch:str='r
     with torch.no_grad():
         with counter: model(x)
         fmap = model.features(x)
-    return dict(params=sum(p.numel() for p in model.parameters()), flops=counter.get_total_flops(), feature_map=fmap.shape[-1])
+    return dict(params=sum(p.numel() for p in model.parameters()), flops=counter.get_total_flops(), feature_map=fmap.shape[-1],
+                layers=weight_layers(model))
+
+def weight_layers(model:nn.Module)->int:
+    "Convolutions and linear layers on the main path (ResNet shortcuts not counted): 18 for ResNet18, 50 for ResNet50."
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) and 'downsample' not in n for n, m in model.named_modules())
 
 def cost_table(sizes=(28, 64, 128, 224), depths=DEPTHS, n_classes:int=2, in_chans:int=3, arch:str='resnet18')->pd.DataFrame:
     "Parameters and forward MFLOPs per image for every (resolution, depth)."

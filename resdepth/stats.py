@@ -22,9 +22,9 @@ __all__ = ['COLUMNS', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT', 'load_records', 'data
            'replicate_significance']
 
 # %% ../nbs/05_stats.ipynb #be5b7c97
-COLUMNS = ['study', 'cell_id', 'status', 'dataset', 'size', 'depth', 'seed', 'epochs', 'accuracy', 'auc', 'balanced_accuracy',
-           'epochs_run', 'best_epoch', 'params', 'flops', 'feature_map', 'seconds', 'train_seconds', 'peak_rss_mib',
-           'peak_gpu_mib', 'device', 'path']
+COLUMNS = ['study', 'cell_id', 'status', 'dataset', 'size', 'depth', 'seed', 'arch', 'epochs', 'accuracy', 'auc', 'balanced_accuracy',
+           'epochs_run', 'best_epoch', 'params', 'flops', 'layers', 'feature_map', 'seconds', 'train_seconds', 'epoch_seconds',
+           'images_per_second', 'peak_rss_mib', 'peak_gpu_mib', 'device', 'reason', 'history', 'path']
 
 def load_records(root:str|Path)->pd.DataFrame:
     "All result records under `root`, one row each, in `COLUMNS`."
@@ -35,8 +35,13 @@ def load_records(root:str|Path)->pd.DataFrame:
         except (OSError, ValueError): continue
         if not isinstance(r, dict) or 'cell_id' not in r or 'config' not in r: continue
         c, m, mod, sec = r['config'], r.get('metrics', {}), r.get('model', {}), r.get('seconds', {})
+        run, train = r.get('epochs_run'), sec.get('train')
+        per_epoch = train / run if run and train else None
         rows.append(dict(study=p.parent.name, cell_id=r['cell_id'], status=r.get('status'), dataset=c.get('dataset'), size=c.get('size'),
-                         depth=c.get('depth'), seed=c.get('seed'), epochs=c.get('epochs'), accuracy=m.get('accuracy'), auc=m.get('auc'),
+                         depth=c.get('depth'), seed=c.get('seed'), arch=c.get('arch', 'resnet18'), epochs=c.get('epochs'),
+                         accuracy=m.get('accuracy'), auc=m.get('auc'), layers=mod.get('layers'), epoch_seconds=per_epoch,
+                         images_per_second=r.get('n', {}).get('train', 0) / per_epoch if per_epoch else None,
+                         reason=r.get('reason'), history=r.get('history'),
                          balanced_accuracy=m.get('balanced_accuracy'), epochs_run=r.get('epochs_run'), best_epoch=r.get('best_epoch'),
                          params=mod.get('params'), flops=mod.get('flops'), feature_map=mod.get('feature_map'), seconds=sec.get('total'),
                          train_seconds=sec.get('train'), peak_rss_mib=r.get('memory', {}).get('peak_rss_mib'),
