@@ -15,7 +15,7 @@ from .stats import dataset_name, load_records, t_half
 # %% auto #0
 __all__ = ['XU_TEST', 'XU_HISTORY', 'KITTI_TABLE1', 'HUDSON_REPORTED', 'HUDSON_SIZES', 'INPUTSIZE_CLAIMS', 'KEYS', 'fmt',
            'summary', 'arch_name', 'xu_history', 'versus_paper', 'grid_table', 'buildable_table', 'area_exponents',
-           'step_gains', 'family', 'side_by_side']
+           'step_gains', 'family', 'side_by_side', 'figure_xu', 'figure_inputsize', 'protocol_table']
 
 # %% ../nbs/05b_companions.ipynb #1a6485f5
 XU_TEST = {'resnet18': 0.8294, 'resnet50': 0.7604}  # Xu (2024), test accuracy on CIFAR-10
@@ -172,4 +172,54 @@ def side_by_side(studies:dict[str, pd.DataFrame], metric:str='accuracy')->pd.Dat
                          sizes=', '.join(str(z) for z in sorted(s['size'].unique())),
                          seeds=int(df[df.status == 'ok'].seed.nunique()),
                          **{f'depth_{k}': v for k, v in depth.items()}, **{f'resolution_{k}': v for k, v in res.items()}))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/05b_companions.ipynb #b5746f93
+def figure_xu(df:pd.DataFrame):
+    "Training loss and accuracy per epoch, ours (mean over seeds) as lines, the paper's every ten epochs as points."
+    import matplotlib.pyplot as plt
+    ok = df[(df.status == 'ok') & df.history.map(lambda h: isinstance(h, list))]
+    if ok.empty: return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (arch, g) in enumerate(ok.groupby('arch')):
+        h = pd.concat([pd.DataFrame(x) for x in g.history]).groupby('epoch')[['train_loss', 'train_accuracy']].mean()
+        for ax, col, j in ((axes[0], 'train_loss', 0), (axes[1], 'train_accuracy', 1)):
+            ax.plot(h.index + 1, h[col], color=f'C{i}', label=f'{arch_name(arch)}, ours')
+            if arch in XU_HISTORY:
+                ep = list(XU_HISTORY[arch]); ax.plot(ep, [XU_HISTORY[arch][e][j] for e in ep], 'o', color=f'C{i}', mfc='none', label=f'{arch_name(arch)}, Xu (2024)')
+    for ax, lab in zip(axes, ('training loss', 'training accuracy')): ax.set_xlabel('epoch'); ax.set_ylabel(lab)
+    axes[1].legend(fontsize=8); fig.tight_layout()
+    return fig
+
+def figure_inputsize(df:pd.DataFrame):
+    "Test accuracy, forward MFLOPs and seconds per epoch against input size, one line per dataset and network (log axes for cost)."
+    import matplotlib.pyplot as plt
+    s = summary(df)
+    s = s[s.n > 0]
+    if s.empty: return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for i, ((d, a), g) in enumerate(s.groupby(['dataset', 'arch'])):
+        g = g.sort_values('size'); lab = f'{dataset_name(d)}, {arch_name(a)}'
+        axes[0].errorbar(g['size'], g['mean'], yerr=g.half, marker='o', capsize=3, color=f'C{i}', label=lab)
+        axes[1].plot(g['size'], g.mflops, 'o-', color=f'C{i}'); axes[2].plot(g['size'], g.epoch_seconds, 'o-', color=f'C{i}')
+    axes[0].set_ylabel('test accuracy (mean, 95% CI)'); axes[1].set_ylabel('forward MFLOPs per image'); axes[2].set_ylabel('seconds per epoch')
+    for ax in axes: ax.set_xlabel('input size (px)'); ax.set_xscale('log', base=2)
+    for ax in axes[1:]: ax.set_yscale('log')
+    axes[0].legend(fontsize=7); fig.tight_layout()
+    return fig
+
+# %% ../nbs/05b_companions.ipynb #42c26797
+def protocol_table(study:str)->pd.DataFrame:
+    "The settings of `study` that differ from the main study's protocol (`CellConfig` defaults), with the values used."
+    from dataclasses import asdict, fields
+    from resdepth.core import CellConfig
+    from resdepth.grid import study_cells
+    cells, base = study_cells(study), CellConfig()
+    rows = []
+    axes = ('dataset', 'size', 'depth', 'seed', 'arch')
+    for f in fields(CellConfig):
+        if f.name in CellConfig.RUNTIME: continue
+        vals = sorted({getattr(c, f.name) for c in cells})
+        if f.name in axes or vals != [getattr(base, f.name)]:
+            rows.append(dict(setting=f.name, value=', '.join(map(str, vals)), main_study='(grid axis)' if f.name in axes else str(getattr(base, f.name))))
     return pd.DataFrame(rows)

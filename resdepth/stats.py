@@ -16,8 +16,8 @@ from medmnist import INFO
 from .data import DATASETS
 
 # %% auto #0
-__all__ = ['COLUMNS', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT', 'load_records', 'dataset_name', 'summarise', 'cells', 't_half',
-           'table7', 'book_study', 'chapter', 'html', 'stars', 'baseline', 'compare_pair', 'comparisons',
+__all__ = ['COLUMNS', 'NAMES', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT', 'load_records', 'dataset_name', 'summarise', 'cells',
+           't_half', 'table7', 'book_study', 'chapter', 'html', 'stars', 'baseline', 'compare_pair', 'comparisons',
            'show_comparisons', 'cost_summary', 'pareto', 'cheapest_adequate', 'replicate_table7',
            'replicate_significance']
 
@@ -49,7 +49,8 @@ def load_records(root:str|Path)->pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 # %% ../nbs/05_stats.ipynb #ceb2a0b5
-def dataset_name(flag:str)->str: "Display name, e.g. 'BreastMNIST'."; return INFO[flag]['python_class'] if flag in INFO else flag
+NAMES = {'chestmnist-nofinding': 'ChestMNIST (no finding / any)', 'cifar10': 'CIFAR-10', 'cifar100': 'CIFAR-100', 'fashionmnist': 'Fashion-MNIST'}
+def dataset_name(flag:str)->str: "Display name, e.g. 'BreastMNIST', 'CIFAR-10'."; return NAMES.get(flag) or (INFO[flag]['python_class'] if flag in INFO else flag)
 
 def summarise(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
     "Mean, sd and n of `metric` over seeds per (dataset, size, depth), successful records only."
@@ -92,12 +93,13 @@ def book_study(runs:str|Path|None=None, study:str|None=None)->tuple[str, pd.Data
         study = next((n for n in ('liu2024', 'quick') if n in names), names[0] if names else '')
     return study, load_records(runs/study) if study and (runs/study).exists() else pd.DataFrame(columns=COLUMNS)
 
-def chapter()->tuple[str, pd.DataFrame, pd.DataFrame]:
-    "(study, its records, the successful ones) for a book chapter, which says so when there are none."
+def chapter(study:str|None=None)->tuple[str, pd.DataFrame, pd.DataFrame]:
+    "(study, its records, the successful ones) for a book chapter (`study`, else the book's main one), which says so when there are none."
     from IPython.display import Markdown, display
-    study, df = book_study()
+    study, df = book_study(study=study)
     ok = df[df.status == 'ok']
-    if ok.empty: display(Markdown(f"No successful result records for study `{study or '(none)'}`. Run `resdepth run`, then `resdepth book`."))
+    run = f"resdepth run --study {study}" if study else "resdepth run"
+    if ok.empty: display(Markdown(f"No successful result records for study `{study or '(none)'}` yet. Run `{run}`, then `resdepth book`."))
     return study, df, ok
 
 def html(t:pd.DataFrame)->None:

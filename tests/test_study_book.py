@@ -1,5 +1,8 @@
 """The full-study path on the three real 28 px files (Breast, Retina, Pneumonia): 4 depths x 3 seeds each, one epoch,
-weights kept; then the book must show Tables 4-7, Figures 1-3, feature maps, cost and replication for what exists."""
+weights kept; then the book must show Tables 4-7, Figures 1-3, feature maps, cost and replication for what exists.
+The four companion studies run into the same results root, shortened (one to two seeds, one to two epochs): three on
+small generated files in the official formats, `inputsize` on the real BreastMNIST file enlarged; the same book render
+must show each companion chapter and the five-study comparison."""
 import json, re
 from html.parser import HTMLParser
 import pytest
@@ -24,12 +27,37 @@ def page(book, name):
     p = Page(); p.feed(chromium_dom(book/'book'/'book'/f'{name}.html')); p.body = ' '.join(' '.join(p.text).split())
     return p
 
+COMPANIONS = {  # study -> extra options of its shortened CI run
+    'xu2024': ['--seeds', '0', '1', '--epochs', '2'],
+    'kittipipatthanapong2023': ['--seeds', '0', '--epochs', '1'],
+    'hudson2024': ['--seeds', '0', '--epochs', '1'],
+    'inputsize': ['--datasets', 'breastmnist', '--sizes', '32', '64', '128', '--seeds', '0', '1', '--epochs', '1'],
+}
+NOT_BUILDABLE = {'chestmnist-nofinding-28-plaincnn-d3-s0': 2, 'chestmnist-nofinding-28-plaincnn-d4-s0': 2,
+                 'chestmnist-nofinding-64-plaincnn-d4-s0': 3, 'chestmnist-nofinding-128-plaincnn-d4-s0': 3}  # cell -> last block with a map
+
+def generated_data(root):
+    "Small CIFAR-10/100 and Fashion-MNIST in torchvision's layout and ChestMNIST at all four sizes, in the official formats."
+    from resdepth.vision import write_vision
+    from resdepth.data import write_medmnist
+    for name in ('cifar10', 'cifar100', 'fashionmnist'):
+        write_vision(name, root, n_train=500 if name == 'cifar100' else 150, n_test=100 if name == 'cifar100' else 50)
+    for size in (28, 64, 128, 224): write_medmnist('chestmnist', root, size, n=64)
+    return root
+
+def records(book, study): return {p.stem: json.loads(p.read_text()) for p in (book/'runs'/study).glob('*.json')}
+
 @pytest.fixture(scope='module')
 def book(tmp_path_factory, shared_data):
     out = tmp_path_factory.mktemp('study')
     r = run_cli('run', '--study', 'three', '--datasets', *SETS, '--sizes', '28', '--depths', '1', '2', '3', '4',
                 '--seeds', '0', '1', '2', '--epochs', '1', '--save-model', '--data-dir', shared_data, '--out', out/'runs')
     assert r.returncode == 0, r.stdout + r.stderr
+    gen = generated_data(out/'generated')
+    for study, opts in COMPANIONS.items():
+        data = ['--data-dir', shared_data] if study == 'inputsize' else ['--data-dir', gen, '--no-verify']
+        r = run_cli('run', '--study', study, *opts, *data, '--out', out/'runs')
+        assert r.returncode == 0, study + r.stdout + r.stderr
     r = run_cli('book', '--runs', out/'runs', '--study', 'three', '--out', out/'book', '--project', ROOT,
                 env={'RESDEPTH_DATA': str(shared_data)})
     assert r.returncode == 0, r.stdout + r.stderr
@@ -75,3 +103,56 @@ def test_performance_appendix_shows_every_benchmark_file(book):
         assert f.name in p.body and f"{r['matmul_gflops']:.0f} GFLOP/s" in p.body
         assert [str(round(x['resdepth'])) in p.cells for x in r['throughput']] == [True] * len(r['throughput'])
         assert f"{100 * r['overhead']['warm']['overhead_share']:.1f}%" in p.cells
+
+
+def test_generated_files_are_refused_without_no_verify(book):
+    r = run_cli('run', '--study', 'hudson2024', '--seeds', '5', '--epochs', '1', '--data-dir', book/'generated', '--out', book/'other')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'chestmnist.npz is damaged or not the official file' in r.stderr and '02c8a6516a18b556561a56cbdd36c4a8' in r.stderr
+    assert not (book/'other'/'hudson2024').exists() or not list((book/'other'/'hudson2024').glob('*.json'))
+
+def test_companion_studies_leave_their_records(book):
+    xu, kit, hud, size = (records(book, s) for s in COMPANIONS)
+    assert sorted(xu) == [f'cifar10-32-{a}d4-s{s}' for a in ('', 'resnet50-') for s in (0, 1)]
+    assert all(r['status'] == 'ok' and r['data_verified'] is False and len(r['history']) == 2 for r in xu.values())
+    assert len(kit) == 15 and {r['config']['arch'] for r in kit.values()} == {'alexnet', 'vgg19', 'resnet18', 'resnet34', 'resnet50'}
+    assert {r['model']['params'] for r in kit.values() if r['config']['arch'] == 'alexnet' and r['config']['dataset'] == 'cifar10'} == {57_044_810}
+    assert all(r['status'] == 'ok' and r['config']['bs'] == 16 and r['config']['schedule'] == 'cosine' for r in kit.values())
+    assert len(size) == 12 and all(r['data_verified'] is True and r['config']['resize_from'] == 28 for r in size.values())
+    flops = {r['config']['size']: r['model']['flops'] for r in size.values() if r['config']['arch'] == 'resnet50'}
+    assert sorted(flops) == [32, 64, 128] and 3.9 < flops[64] / flops[32] < 4.1 and 3.9 < flops[128] / flops[64] < 4.1
+
+def test_hudson_marks_the_collapsing_combinations_instead_of_failing(book):
+    hud = records(book, 'hudson2024')
+    assert len(hud) == 16
+    bad = {k: r for k, r in hud.items() if r['status'] != 'ok'}
+    assert sorted(bad) == sorted(NOT_BUILDABLE)
+    for k, r in bad.items():
+        assert r['status'] == 'not_buildable' and f"collapses after block {NOT_BUILDABLE[k]} of" in r['reason']
+        assert (book/'runs'/'hudson2024'/f'{k}.ipynb').exists()
+    r = run_cli('run', '--study', 'hudson2024', *COMPANIONS['hudson2024'], '--data-dir', book/'generated', '--no-verify', '--out', book/'runs')
+    assert r.returncode == 0 and '16 of 16 cells done, 0 failed; nothing to run' in r.stdout, r.stdout + r.stderr
+
+def test_companion_chapters_show_ours_beside_the_papers(book):
+    xu = page(book, 'xu2024')
+    acc = [r['metrics']['accuracy'] for r in records(book, 'xu2024').values() if r['config']['arch'] == 'resnet18']
+    mean = sum(acc) / 2
+    assert any(c.startswith(f'{mean:.3f} ± ') and c.endswith('(n=2)') for c in xu.cells), xu.cells
+    assert '0.8294' in xu.cells and '0.7604' in xu.cells and '1.8464' in xu.cells and any('xu_history' in s or s.startswith('data:image') for s in xu.imgs)
+    kit = page(book, 'kittipipatthanapong2023')
+    for pub in ('89.4', '93.7', '40.0', '65.6'): assert pub in kit.cells
+    assert '57.0' in kit.cells and '20.0' in kit.cells and sum(c.endswith('(n=1)') for c in kit.cells) == 15
+    hud = page(book, 'hudson2024')
+    for k, b in NOT_BUILDABLE.items():
+        size = int(k.split('-')[2]); assert f'not buildable: a {size}x{size} map collapses after block {b} of {k[-4]}' in hud.cells
+    assert 'not buildable: a 128x128 map collapses after block 3 of 4' in hud.cells and '4 of 16 size-depth combinations are not buildable' in hud.body
+    size = page(book, 'inputsize')
+    assert 'FLOPs exponent' in size.cells and '32 → 64' in size.cells and '64 → 128' in size.cells
+    assert sum(c == 'BreastMNIST' for c in size.cells) >= 2 * 3 + 2 * 2 + 2  # accuracy rows, size steps, exponents
+
+def test_closing_chapter_sets_five_studies_side_by_side(book):
+    p = page(book, 'synthesis')
+    for s in ('three', *COMPANIONS): assert s in p.cells, s
+    assert 'no records' not in p.cells and 'No records yet' not in p.body
+    assert 'not varied' in p.cells  # xu2024 and kittipipatthanapong2023 use one size
+    assert any(c.endswith(' of 3') for c in p.cells)  # the main study: block 4 against block 1 in each of three datasets
