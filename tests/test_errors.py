@@ -11,6 +11,10 @@ import resdepth.data
     (['--sizes', '100'], 'size 100'),
     (['--depths', '5'], 'depth must be one of 1, 2, 3, 4'),
     (['--study', 'nosuch'], 'unknown study'),
+    (['--datasets', 'chestmnist'], "'chestmnist-nofinding' reads its files"),
+    (['--study', 'hudson2024', '--sizes', '32'], 'set resize_from'),
+    (['--study', 'kittipipatthanapong2023', '--arch', 'alexnet'], 'depth must be one of 5 for alexnet'),
+    (['--loss', 'bce', '--datasets', 'bloodmnist'], "loss 'bce' needs two classes"),
 ])
 def test_bad_grid_is_one_line(args, says, tmp_path):
     p = run_cli('run', *args, '--out', tmp_path)

@@ -138,7 +138,7 @@ def test_companion_chapters_show_ours_beside_the_papers(book):
     acc = [r['metrics']['accuracy'] for r in records(book, 'xu2024').values() if r['config']['arch'] == 'resnet18']
     mean = sum(acc) / 2
     assert any(c.startswith(f'{mean:.3f} ± ') and c.endswith('(n=2)') for c in xu.cells), xu.cells
-    assert '0.8294' in xu.cells and '0.7604' in xu.cells and '1.8464' in xu.cells and any('xu_history' in s or s.startswith('data:image') for s in xu.imgs)
+    assert '0.8294' in xu.cells and '0.7604' in xu.cells and '1.8464' in xu.cells and any(s.startswith('data:image/png') or s.endswith('.png') for s in xu.imgs)
     kit = page(book, 'kittipipatthanapong2023')
     for pub in ('89.4', '93.7', '40.0', '65.6'): assert pub in kit.cells
     assert '57.0' in kit.cells and '20.0' in kit.cells and sum(c.endswith('(n=1)') for c in kit.cells) == 15
