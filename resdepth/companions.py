@@ -15,7 +15,7 @@ from .stats import dataset_name, load_records, t_half
 # %% auto #0
 __all__ = ['XU_TEST', 'XU_HISTORY', 'KITTI_TABLE1', 'HUDSON_REPORTED', 'HUDSON_SIZES', 'INPUTSIZE_CLAIMS', 'KEYS', 'fmt',
            'summary', 'arch_name', 'xu_history', 'versus_paper', 'grid_table', 'buildable_table', 'area_exponents',
-           'step_gains', 'family', 'side_by_side', 'figure_xu', 'figure_inputsize', 'protocol_table']
+           'seeds', 'welch', 'step_gains', 'family', 'side_by_side', 'figure_xu', 'figure_inputsize', 'protocol_table']
 
 # %% ../nbs/05b_companions.ipynb #1a6485f5
 XU_TEST = {'resnet18': 0.8294, 'resnet50': 0.7604}  # Xu (2024), test accuracy on CIFAR-10
@@ -108,8 +108,9 @@ def buildable_table(sizes=HUDSON_SIZES, depths=(1, 2, 3, 4), arch:str='plaincnn'
     "Per size and depth: the last feature-map side, or the not-buildable reason."
     from resdepth.models import feature_map_size, Unbuildable
     def one(d, z):
-        try: return f'{feature_map_size(d, z, in_chans, arch)}x{feature_map_size(d, z, in_chans, arch)}'
+        try: side = feature_map_size(d, z, in_chans, arch)
         except Unbuildable as e: return str(e)
+        return f'{side}x{side}'
     return pd.DataFrame([{'size': f'{z}x{z}', **{f'block {d}': one(d, z) for d in depths}} for z in sizes])
 
 # %% ../nbs/05b_companions.ipynb #e6cd0a78
@@ -123,32 +124,37 @@ def area_exponents(s:pd.DataFrame, cols=('mflops', 'epoch_seconds', 'peak_rss_mi
                          **{c: float(np.polyfit(area, np.log(g[c].astype(float)), 1)[0]) for c in cols}))
     return pd.DataFrame(rows)
 
-def step_gains(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
-    "Per (dataset, arch), from each size to the next: the change of mean `metric`, Welch's t-test p, and the FLOPs ratio."
-    s, rows = summary(df, metric), []
+def seeds(df:pd.DataFrame, row, metric:str='accuracy')->pd.Series:
+    "The per-seed values of `metric` of the configuration `row` (a `summary` row) in the records `df`."
     ok = df[df.status == 'ok']
-    for (d, a), g in s[s.n > 0].groupby(['dataset', 'arch']):
+    return ok[np.logical_and.reduce([ok[k] == row[k] for k in KEYS])][metric].astype(float)
+
+def welch(hi, lo, df:pd.DataFrame, metric:str='accuracy')->dict:
+    "Configuration `hi` against `lo` (`summary` rows): change of mean `metric`, Welch's t-test p over seeds, FLOPs ratio."
+    x, y = seeds(df, hi, metric), seeds(df, lo, metric)
+    p = stats.ttest_ind(x, y, equal_var=False).pvalue if len(x) > 1 and len(y) > 1 and (x.std() > 0 or y.std() > 0) else np.nan
+    return dict(gain=hi['mean'] - lo['mean'], p=p, cost=hi.mflops / lo.mflops)
+
+def step_gains(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
+    "Per (dataset, arch, depth), from each size to the next: the change of mean `metric`, Welch's t-test p, and the FLOPs ratio."
+    s, rows = summary(df, metric), []
+    for (d, a, _), g in s[s.n > 0].groupby(['dataset', 'arch', 'depth']):
         g = g.sort_values('size')
         for (_, lo), (_, hi) in zip(g.iterrows(), g.iloc[1:].iterrows()):
-            x = ok[(ok.dataset == d) & (ok.arch == a) & (ok['size'] == hi['size'])][metric].astype(float)
-            y = ok[(ok.dataset == d) & (ok.arch == a) & (ok['size'] == lo['size'])][metric].astype(float)
-            p = stats.ttest_ind(x, y, equal_var=False).pvalue if len(x) > 1 and len(y) > 1 and (x.std() > 0 or y.std() > 0) else np.nan
-            rows.append(dict(dataset=d, arch=a, step=f"{lo['size']} → {hi['size']}", gain=hi['mean'] - lo['mean'], p=p,
-                             flops_ratio=hi.mflops / lo.mflops))
+            w = welch(hi, lo, df, metric)
+            rows.append(dict(dataset=d, arch=a, step=f"{lo['size']} → {hi['size']}", gain=w['gain'], p=w['p'], flops_ratio=w['cost']))
     return pd.DataFrame(rows)
 
 # %% ../nbs/05b_companions.ipynb #f31a86bd
 def family(arch:str)->str: "The family a network belongs to, e.g. 'resnet'."; return arch_spec(arch)['family'] if arch in ARCHS else arch
 
 def _ends(s:pd.DataFrame, group:list, order:str, df:pd.DataFrame, metric:str)->list[dict]:
-    out, ok = [], df[df.status == 'ok']
+    "`welch` of the last against the first configuration by `order` in each group of `s` that varies it."
+    out = []
     for _, g in s[s.n > 0].groupby(group):
         if g[order].nunique() < 2: continue
-        lo, hi = g.sort_values([order, 'mflops']).iloc[0], g.sort_values([order, 'mflops']).iloc[-1]
-        pick = lambda r: ok[(ok.dataset == r.dataset) & (ok.arch == r.arch) & (ok.depth == r.depth) & (ok['size'] == r['size'])][metric].astype(float)
-        x, y = pick(hi), pick(lo)
-        p = stats.ttest_ind(x, y, equal_var=False).pvalue if len(x) > 1 and len(y) > 1 and (x.std() > 0 or y.std() > 0) else np.nan
-        out.append(dict(gain=hi['mean'] - lo['mean'], p=p, cost=hi.mflops / lo.mflops))
+        g = g.sort_values([order, 'mflops'])
+        out.append(welch(g.iloc[-1], g.iloc[0], df, metric))
     return out
 
 def _answer(ends:list[dict])->dict:

@@ -20,10 +20,10 @@ from .core import ResdepthError, data_dir, md5sum
 from .vision import VISION, class_names, fetch_vision, load_vision, write_vision
 
 # %% auto #0
-__all__ = ['DATASETS', 'SIZES', 'DERIVED', 'check_dataset', 'medmnist_flag', 'check_size', 'stored_sizes', 'label_names',
-           'n_classes', 'n_channels', 'task', 'npz_name', 'official_md5', 'official_url', 'fetch', 'ensure',
-           'paper_split', 'load_official', 'load_split', 'write_medmnist', 'to_tensor', 'resize', 'crop_flip',
-           'TensorBatches', 'cell_data']
+__all__ = ['DATASETS', 'SIZES', 'DERIVED', 'check_dataset', 'medmnist_flag', 'check_size', 'stored_sizes', 'check_stored_size',
+           'label_names', 'n_classes', 'n_channels', 'n_outputs', 'task', 'npz_name', 'official_md5', 'official_url',
+           'fetch', 'ensure', 'paper_split', 'load_official', 'load_split', 'write_medmnist', 'to_tensor', 'resize',
+           'crop_flip', 'TensorBatches', 'cell_data']
 
 # %% ../nbs/02_data.ipynb #4a130047
 DATASETS = ('bloodmnist', 'breastmnist', 'dermamnist', 'pneumoniamnist',
@@ -43,10 +43,12 @@ def check_dataset(name:str)->str:
     raise ValueError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(DATASETS + tuple(DERIVED) + tuple(VISION))}, "
                      f"or another 2D MedMNIST flag")
 
+def _source(name:str)->str: return DERIVED[name]['source'] if name in DERIVED else name
+
 def medmnist_flag(name:str)->str|None:
     "The MedMNIST flag whose files hold `name`; None for a torchvision dataset."
     name = check_dataset(name)
-    return None if name in VISION else DERIVED.get(name, {}).get('source', name)
+    return None if name in VISION else _source(name)
 
 def check_size(size:int)->int:
     "`size` if MedMNIST publishes it, else a ValueError listing the sizes."
@@ -56,6 +58,14 @@ def check_size(size:int)->int:
 def stored_sizes(name:str)->tuple:
     "The image sizes `name`'s official files come in."
     return (VISION[name]['size'],) if medmnist_flag(name) is None else SIZES
+
+def check_stored_size(name:str, size:int)->int:
+    "`size` if `name`'s official files come in it, else a ValueError listing the sizes and how to resize."
+    ok = stored_sizes(name)
+    if size not in ok:
+        raise ValueError(f"size {size!r} is not published for {name}; choose one of: {', '.join(map(str, ok))}, "
+                         f"or set resize_from={ok[0]} (a published size) to resize")
+    return size
 
 def label_names(name:str)->list[str]:
     "Class names of `name`, in label order."
@@ -69,6 +79,12 @@ def n_channels(name:str)->int:
     "Image channels of `name` (1 gray, 3 colour)."
     flag = medmnist_flag(name)
     return VISION[name]['channels'] if flag is None else INFO[flag]['n_channels']
+def n_outputs(cfg)->int:
+    "Outputs of a cell's last layer (`cfg` a `CellConfig`): one per class, or one for `loss='bce'`, which needs two classes."
+    k = n_classes(cfg.dataset)
+    if cfg.loss == 'bce' and k != 2: raise ValueError(f"loss 'bce' needs two classes; {cfg.dataset} has {k}: use loss 'ce'")
+    return 1 if cfg.loss == 'bce' else k
+
 def task(name:str)->str:
     "The task, e.g. 'binary-class' or 'multi-class'."
     flag = medmnist_flag(name)
@@ -108,7 +124,7 @@ def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'brea
           verify:bool=True, # check the file's MD5 against `INFO`
          )->Path:
     "Path of the verified official file, downloading it if missing."
-    flag = DERIVED.get(flag, {}).get('source', flag)
+    flag = _source(flag)
     root = data_dir(path); f = root/npz_name(flag, size)
     if not f.exists(): _download(flag, size, root)
     if not verify: return f
@@ -120,10 +136,8 @@ def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'brea
 
 def ensure(name:str, size:int, path:str|Path|None=None, verify:bool=True)->Path:
     "The checked official file (MedMNIST) or folder (torchvision) holding `name` at `size` pixels, downloaded if missing."
-    if medmnist_flag(name) is not None: return fetch(name, size, path, verify)
-    if size not in stored_sizes(name):
-        raise ValueError(f"{name} is stored at {stored_sizes(name)[0]} px, not {size}; set resize_from={stored_sizes(name)[0]} to resize it")
-    return fetch_vision(name, path, verify)
+    check_stored_size(name, size)
+    return fetch(name, size, path, verify) if medmnist_flag(name) is not None else fetch_vision(name, path, verify)
 
 # %% ../nbs/02_data.ipynb #16bb0054
 def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->dict:

@@ -17,7 +17,7 @@ import torch
 from concurrent.futures import ThreadPoolExecutor
 from .core import CellConfig, ResdepthError, data_dir, utc_now, write_json
 from .locks import claim, holder
-from .data import DATASETS, SIZES, check_dataset, ensure, n_classes, stored_sizes
+from .data import DATASETS, SIZES, check_dataset, check_stored_size, ensure, n_outputs
 from .models import DEPTHS, arch_spec, check_depth
 
 # %% auto #0
@@ -61,12 +61,7 @@ def expand(param_sets:list[dict])->list[CellConfig]:
         keys = list(ps)
         for combo in itertools.product(*(ps[k] for k in keys)):
             c = CellConfig(**dict(zip(keys, combo)))
-            check_depth(c.depth, c.arch)
-            if c.loss == 'bce' and n_classes(c.dataset) != 2:
-                raise ValueError(f"loss 'bce' needs two classes; {c.dataset} has {n_classes(c.dataset)}: use loss 'ce'")
-            if c.resize_from == 0 and c.size not in stored_sizes(c.dataset):
-                sizes = ', '.join(map(str, stored_sizes(c.dataset)))
-                raise ValueError(f"size {c.size!r} is not published for {c.dataset}; choose one of: {sizes}, or set resize_from to one of them")
+            check_depth(c.depth, c.arch); n_outputs(c); check_stored_size(c.dataset, c.resize_from or c.size)
             cells.setdefault(c.cell_id, c)
     return list(cells.values())
 

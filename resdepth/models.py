@@ -17,7 +17,7 @@ from torchvision.models.vgg import make_layers, cfgs as vgg_cfgs
 # %% auto #0
 __all__ = ['ARCHS', 'DEPTHS', 'STAGE_WIDTHS', 'Unbuildable', 'arch_spec', 'check_depth', 'TruncatedResNet', 'truncated_resnet',
            'VGG', 'alexnet', 'PlainCNN', 'build_model', 'feature_map_size', 'feature_map_table', 'model_cost',
-           'weight_layers', 'cost_table']
+           'measure', 'weight_layers', 'cost_table']
 
 # %% ../nbs/01_models.ipynb #d2595bb6
 ARCHS = {
@@ -175,11 +175,17 @@ def feature_map_table(sizes=(28, 64, 128, 224), depths=DEPTHS, arch:str='resnet1
 # %% ../nbs/01_models.ipynb #17e3fc40
 def model_cost(depth:int, size:int, n_classes:int=2, in_chans:int=3, arch:str='resnet18')->dict:
     "Parameters, forward FLOPs per image and last feature-map side of a network of `ARCHS` at `size` pixels."
-    model, x = build_model(arch, depth, n_classes, in_chans, size).eval(), torch.zeros(1, in_chans, size, size)
+    return measure(build_model(arch, depth, n_classes, in_chans, size), size, in_chans)
+
+@torch.no_grad()
+def measure(model:nn.Module, size:int, in_chans:int=3)->dict:
+    "`model_cost` of a network already built: one blank image through it in eval mode, its training mode restored after."
+    was, x = model.training, torch.zeros(1, in_chans, size, size, device=next(model.parameters()).device)
+    model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad():
-        with counter: model(x)
-        fmap = model.features(x)
+    with counter: model(x)
+    fmap = model.features(x)
+    model.train(was)
     return dict(params=sum(p.numel() for p in model.parameters()), flops=counter.get_total_flops(), feature_map=fmap.shape[-1],
                 layers=weight_layers(model))
 

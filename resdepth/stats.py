@@ -183,9 +183,7 @@ def show_comparisons(t:pd.DataFrame, digits:int=3)->pd.DataFrame:
 # %% ../nbs/05_stats.ipynb #e8c64f3b
 def cost_summary(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
     "Per (dataset, size, depth): mean metric, n, params, MFLOPs, seconds per epoch and per cell, peak memory."
-    ok = df[df.status == 'ok'].copy()
-    ok['epoch_seconds'] = ok.train_seconds.astype(float) / ok.epochs_run.astype(float)
-    g = ok.groupby(['dataset', 'size', 'depth'])
+    g = df[df.status == 'ok'].astype({'epoch_seconds': float}).groupby(['dataset', 'size', 'depth'])
     out = g.agg(mean=(metric, 'mean'), n=(metric, 'count'), params=('params', 'first'), flops=('flops', 'first'),
                 epoch_seconds=('epoch_seconds', 'mean'), cell_seconds=('seconds', 'mean'),
                 peak_rss_mib=('peak_rss_mib', 'max'), peak_gpu_mib=('peak_gpu_mib', 'max')).reset_index()

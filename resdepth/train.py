@@ -23,13 +23,13 @@ from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.torch_core import set_seed
 from fastai.data.core import DataLoaders
 from .core import CellConfig, environment, pick_device, utc_now, write_atomic
-from .models import Unbuildable, build_model, model_cost, truncated_resnet
-from .data import cell_data, n_channels, n_classes, task
+from .models import Unbuildable, build_model, measure, truncated_resnet
+from .data import cell_data, n_channels, n_classes, n_outputs, task
 
 # %% auto #0
 __all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'CellOptimizer', 'EpochHistory', 'predict_proba', 'test_metrics',
-           'reset_peak_memory', 'peak_memory', 'CellLearner', 'bce_loss', 'binary_accuracy', 'n_outputs',
-           'make_learner', 'train_cell', 'unbuildable_record']
+           'reset_peak_memory', 'peak_memory', 'CellLearner', 'bce_loss', 'binary_accuracy', 'make_learner',
+           'train_cell', 'unbuildable_record']
 
 # %% ../nbs/03_train.ipynb #c1573192
 class NonFiniteLoss(RuntimeError):
@@ -132,12 +132,6 @@ def binary_accuracy(out:torch.Tensor, y:torch.Tensor)->torch.Tensor:
     "Accuracy of one logit per image, thresholded at 0 (probability 0.5)."
     return ((out.squeeze(1) > 0).long() == y).float().mean()
 
-def n_outputs(cfg:CellConfig)->int:
-    "Outputs of the network's last layer: one per class, or one for `loss='bce'`."
-    k = n_classes(cfg.dataset)
-    if cfg.loss == 'bce' and k != 2: raise ValueError(f"loss 'bce' needs two classes; {cfg.dataset} has {k}: use loss 'ce'")
-    return 1 if cfg.loss == 'bce' else k
-
 # %% ../nbs/03_train.ipynb #1388ca29
 def make_learner(cfg:CellConfig, dls:DataLoaders, model:nn.Module, path:str|Path, log=print)->Learner:
     "The fastai `Learner` of a cell under `cfg`'s protocol, with the callbacks that record and guard it."
@@ -176,6 +170,7 @@ def train_cell(cfg:CellConfig, # what to train
     torch.manual_seed(cfg.seed)
     try: model = build_model(cfg.arch, cfg.depth, outs, chans, cfg.size)
     except Unbuildable as e: return unbuildable_record(cfg, str(e))
+    cost = measure(model, cfg.size, chans)
     dls, (x_test, y_test), n = cell_data(cfg, data_path, device)
     t_data = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,7 +184,6 @@ def train_cell(cfg:CellConfig, # what to train
         state = {k: v.contiguous() for k, v in getattr(learn.model, '_orig_mod', learn.model).state_dict().items()}
         buf = io.BytesIO(); torch.save(state, buf); write_atomic(model_path, buf.getvalue())
     best = int(np.argmin([r['valid_loss'] for r in hist]))
-    cost = model_cost(cfg.depth, cfg.size, outs, chans, cfg.arch)
     return dict(
         cell_id=cfg.cell_id, status='ok', config=asdict(cfg), data_verified=cfg.verify, metrics=metrics,
         epochs_run=len(hist), best_epoch=best, best_valid_loss=hist[best]['valid_loss'], history=hist,
