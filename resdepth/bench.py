@@ -23,8 +23,9 @@ from .train import make_learner
 from .grid import run_grid, run_cell, study_cells
 
 # %% auto #0
-__all__ = ['TARGETS', 'machine', 'matmul_peak', 'train_flops', 'bench_tensors', 'TrainTimer', 'resdepth_rate', 'plain_rate',
-           'medmnist_rate', 'throughput', 'runner_overhead', 'workers_speedup', 'bench', 'headline', 'report']
+__all__ = ['TARGETS', 'PLANS', 'machine', 'matmul_peak', 'train_flops', 'bench_tensors', 'TrainTimer', 'resdepth_rate',
+           'plain_rate', 'medmnist_rate', 'throughput', 'runner_overhead', 'workers_speedup', 'bench', 'headline',
+           'report']
 
 # %% ../nbs/08_bench.ipynb #aac629b5
 def machine(device:torch.device)->dict:
@@ -145,8 +146,8 @@ def throughput(sizes=(28, 64), depths=(1, 2, 3, 4), epochs:int=3, repeats:int=3,
     return rows
 
 # %% ../nbs/08_bench.ipynb #bd9ee486
-def runner_overhead(path=None, depths=(1, 2, 3, 4), epochs:int=50, log=print)->dict:
-    "Wall time and in-cell time of BreastMNIST 28 px cells in a warm kernel (one grid) and in a fresh kernel each."
+def runner_overhead(path=None, depths=(1, 2, 3, 4), epochs:int=50, n_fresh:int=2, log=print)->dict:
+    "Wall time and in-cell time of BreastMNIST 28 px cells in a warm kernel (one grid), and of the first `n_fresh` in a fresh kernel each."
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cells = study_cells('bench-overhead', ['breastmnist'], [28], list(depths), [0], epochs=epochs)
@@ -154,7 +155,7 @@ def runner_overhead(path=None, depths=(1, 2, 3, 4), epochs:int=50, log=print)->d
         warm = [dict(cell=k, wall=v, inside=json.loads((Path(tmp)/'warm'/f'{k}.json').read_text())['seconds']['total'])
                 for k, v in res['wall'].items()]
         fresh = []
-        for c in cells[:2]:
+        for c in cells[:n_fresh]:
             t = time.perf_counter(); r = run_cell(c, Path(tmp)/'fresh', path, log=lambda *a: None)
             fresh.append(dict(cell=c.cell_id, wall=time.perf_counter() - t, inside=r['seconds']['total']))
     for name, rows in (('warm', warm[1:]), ('first', warm[:1]), ('fresh', fresh)):
@@ -167,11 +168,11 @@ def runner_overhead(path=None, depths=(1, 2, 3, 4), epochs:int=50, log=print)->d
             f"{out[name]['overhead_per_cell']:.2f} s per cell = {100 * out[name]['overhead_share']:.1f}% of the wall time")
     return out
 
-def workers_speedup(path=None, epochs:int=50, log=print)->dict:
-    "Wall time of the quick study with 1 worker of all cores' threads and with 2 workers sharing them."
+def workers_speedup(path=None, epochs:int=50, depths=(1, 2, 3, 4), seeds=(0, 1, 2), log=print)->dict:
+    "Wall time of the quick study (its `depths` and `seeds`) with 1 worker of all cores' threads and with 2 workers sharing them."
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cells = study_cells('quick', epochs=epochs)
+        cells = study_cells('quick', depths=list(depths), seeds=list(seeds), epochs=epochs)
         for name, w in (('1 worker', 1), ('2 workers', 2)):
             t = time.perf_counter()
             res = run_grid(cells, Path(tmp)/name, path, log=lambda *a: None, workers=w)  # threads: the cores shared out
@@ -190,23 +191,28 @@ def workers_speedup(path=None, epochs:int=50, log=print)->dict:
 # %% ../nbs/08_bench.ipynb #b215d9ee
 TARGETS = dict(vs_medmnist=2.0, vs_plain=0.95, overhead_share=0.05, workers_speedup=1.4)
 
+PLANS = dict(  # what each part of `resdepth bench` measures; `--quick` takes the short plan
+    full=dict(matmul=(512, 1024, 2048, 4096),
+              throughput=[dict(sizes=(28,), epochs=3, repeats=5), dict(sizes=(64,), epochs=2, repeats=3)],
+              overhead=dict(epochs=50), workers=dict(epochs=50)),
+    quick=dict(matmul=(512, 1024), throughput=[dict(sizes=(28,), epochs=2, repeats=3)], overhead=dict(epochs=10), workers=dict(epochs=5)),
+)
+
 def bench(quick:bool=False, path=None, device:str='auto', json_path:str|Path|None=None, log=print)->dict:
     "Run the whole benchmark; print its table and targets; write the figures as JSON to `json_path` if given."
-    dev = pick_device(device)
+    plan, dev = PLANS['quick' if quick else 'full'], pick_device(device)
     fetch('breastmnist', 28, path)
     res = dict(quick=quick, machine=machine(dev), targets=TARGETS)
     log(f"resdepth bench on {res['machine']['device']} ({res['machine']['cores']} cores{', ' + res['machine']['gpu'] if res['machine']['gpu'] else ''})")
-    res['matmul_gflops'] = matmul_peak(dev, (512, 1024) if quick else (512, 1024, 2048, 4096))
+    res['matmul_gflops'] = matmul_peak(dev, plan['matmul'])
     log(f"float32 matrix product: {res['matmul_gflops']:.1f} GFLOP/s")
     log("training throughput (images/s, best of the repeats):")
-    res['throughput'] = (throughput((28,), epochs=2, repeats=3, path=path, device=dev, log=log) if quick else
-                         throughput((28,), epochs=3, repeats=5, path=path, device=dev, log=log)
-                         + throughput((64,), epochs=2, repeats=3, path=path, device=dev, log=log))
+    res['throughput'] = [r for part in plan['throughput'] for r in throughput(**part, path=path, device=dev, log=log)]
     for r in res['throughput']: r['share_of_matmul'] = r['gflops'] / res['matmul_gflops']
     log("runner overhead:")
-    res['overhead'] = runner_overhead(path, epochs=10 if quick else 50, log=log)
+    res['overhead'] = runner_overhead(path, **plan['overhead'], log=log)
     log("workers:")
-    res['workers'] = workers_speedup(path, epochs=5 if quick else 50, log=log)
+    res['workers'] = workers_speedup(path, **plan['workers'], log=log)
     res['met'] = {k: v <= TARGETS[k] if k == 'overhead_share' else v >= TARGETS[k] for k, v in headline(res).items()}
     log(report(res))
     if json_path: write_json(json_path, res); log(f"figures written to {json_path}")

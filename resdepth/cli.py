@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, sys, time
 from pathlib import Path
 from .core import CellConfig, ResdepthError
-from .grid import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard, run_grid, study_status, _hms
+from .grid import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard, plan, run_grid, study_status, _hms
 from .book import render_book
 
 # %% auto #0
@@ -47,6 +47,8 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--out', default='runs', help='results root; records go to OUT/STUDY/ (default runs)')
     r.add_argument('--shard', metavar='I/N', help='run only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT')
     r.add_argument('--retry-failed', action='store_true', help='run only the cells whose record says failed')
+    r.add_argument('--dry-run', action='store_true', help='check the study, the options and the records in OUT/STUDY, list the cells that would run, '
+                                                         'and stop: nothing is trained, written or downloaded')
     r.add_argument('--save-model', action='store_true', help="keep each cell's tested weights as OUT/STUDY/<cell>.pt")
     r.add_argument('--kernel-retries', type=_count, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
     r.add_argument('--backend', choices=['local', 'ray'], default='local', help='local: worker threads on this machine; ray: Ray tasks (default local)')
@@ -73,19 +75,33 @@ def _parser()->argparse.ArgumentParser:
     sub.add_parser('studies', help='list the named studies and their cell counts')
     return p
 
-def _run(a)->int:
-    protocol = {k: getattr(a, k) for k in PROTOCOL_KEYS if getattr(a, k, None) is not None}
-    cells = shard(study_cells(a.study, a.datasets, a.sizes, a.depths, a.seeds, **protocol), a.shard)
-    out = Path(a.out)/study_name(a.study)
+def _check_scale_options(a):
+    "Refuse scale-out options that do not fit the backend, before anything runs."
     if a.backend == 'ray':
         if a.workers != 1: raise ValueError("--workers is for the local backend; with --backend ray use --cpus-per-cell and --gpus-per-cell")
-        from .cluster import run_grid_ray
-        res = run_grid_ray(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, address=a.address,
-                           cpus_per_cell=a.cpus_per_cell or 1, gpus_per_cell=a.gpus_per_cell)
+        if (a.cpus_per_cell is not None and a.cpus_per_cell <= 0) or (a.gpus_per_cell or 0) < 0:
+            raise ValueError("--cpus-per-cell must be positive and --gpus-per-cell at least 0")
     else:
         if a.address or a.gpus_per_cell is not None: raise ValueError("--address and --gpus-per-cell need --backend ray")
         if a.cpus_per_cell is not None and (a.cpus_per_cell < 1 or a.cpus_per_cell != int(a.cpus_per_cell)):
             raise ValueError(f"--cpus-per-cell must be a whole number of threads with the local backend, not {a.cpus_per_cell:g}")
+        if a.workers < 1: raise ValueError(f"--workers must be at least 1, not {a.workers}")
+
+def _run(a)->int:
+    protocol = {k: getattr(a, k) for k in PROTOCOL_KEYS if getattr(a, k, None) is not None}
+    cells = shard(study_cells(a.study, a.datasets, a.sizes, a.depths, a.seeds, **protocol), a.shard)
+    out = Path(a.out)/study_name(a.study)
+    _check_scale_options(a)
+    if a.dry_run:
+        todo, _, _ = plan(cells, out, a.data_dir, a.retry_failed, check_data=False)
+        for c in todo: print(c.cell_id)
+        print("dry run: nothing trained or written; the data files were not checked")
+        return 0
+    if a.backend == 'ray':
+        from .cluster import run_grid_ray
+        res = run_grid_ray(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, address=a.address,
+                           cpus_per_cell=a.cpus_per_cell or 1, gpus_per_cell=a.gpus_per_cell)
+    else:
         res = run_grid(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, workers=a.workers, threads=int(a.cpus_per_cell or 0))
     return 1 if res['failed'] else 0
 

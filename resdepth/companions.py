@@ -6,11 +6,12 @@ Docs: https://resdepth.github.io/resdepth/companions.html.md"""
 
 # %% ../nbs/05b_companions.ipynb #2f2bdd12
 from __future__ import annotations
+import warnings
 import numpy as np
 import pandas as pd
 from scipy import stats
 from .models import ARCHS, arch_spec
-from .stats import dataset_name, load_records, t_half
+from .stats import UNTESTABLE, dataset_name, load_records, t_half
 
 # %% auto #0
 __all__ = ['XU_TEST', 'XU_HISTORY', 'KITTI_TABLE1', 'HUDSON_REPORTED', 'HUDSON_SIZES', 'INPUTSIZE_CLAIMS', 'KEYS', 'fmt',
@@ -48,13 +49,13 @@ def fmt(mean:float, sd:float, n:int, digits:int=3)->str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f} (n={n})" if n > 1 else f"{mean:.{digits}f} (n=1)"
 
 def summary(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
-    "Per configuration: mean, sd, n and 95% half-interval of `metric`, cost, and the reason of a not-buildable one."
+    "Per configuration: mean, sd, n and 95% half-interval (NaN below two seeds) of `metric`, cost, and the reason of a not-buildable one."
     ok = df[df.status == 'ok'].astype({metric: float})
     g = ok.groupby(KEYS)
     s = g.agg(mean=(metric, 'mean'), sd=(metric, 'std'), n=(metric, 'count'), params=('params', 'first'), flops=('flops', 'first'),
               layers=('layers', 'first'), peak_rss_mib=('peak_rss_mib', 'max'), images_per_second=('images_per_second', 'mean'),
               epoch_seconds=('epoch_seconds', 'mean')).reset_index()
-    s['half'] = [t_half(sd, n) for sd, n in zip(s.sd, s.n)]
+    s['half'] = [t_half(sd, n) if n > 1 else np.nan for sd, n in zip(s.sd, s.n)]
     s['mflops'] = s.pop('flops').astype(float) / 1e6
     nb = df[df.status == 'not_buildable'].drop_duplicates(KEYS)[KEYS + ['reason']]
     s = pd.concat([s.assign(reason=None), nb.assign(n=0)], ignore_index=True)
@@ -130,19 +131,23 @@ def seeds(df:pd.DataFrame, row, metric:str='accuracy')->pd.Series:
     return ok[np.logical_and.reduce([ok[k] == row[k] for k in KEYS])][metric].astype(float)
 
 def welch(hi, lo, df:pd.DataFrame, metric:str='accuracy')->dict:
-    "Configuration `hi` against `lo` (`summary` rows): change of mean `metric`, Welch's t-test p over seeds, FLOPs ratio."
+    "Configuration `hi` against `lo` (`summary` rows): change of mean `metric`, Welch's t-test p (NaN when untestable), seeds, FLOPs ratio."
     x, y = seeds(df, hi, metric), seeds(df, lo, metric)
-    p = stats.ttest_ind(x, y, equal_var=False).pvalue if len(x) > 1 and len(y) > 1 and (x.std() > 0 or y.std() > 0) else np.nan
-    return dict(gain=hi['mean'] - lo['mean'], p=p, cost=hi.mflops / lo.mflops)
+    testable = len(x) > 1 and len(y) > 1
+    with warnings.catch_warnings():  # scipy warns of precision loss when one end's seeds agree exactly; its p is still right
+        warnings.simplefilter('ignore', RuntimeWarning)
+        p = stats.ttest_ind(x, y, equal_var=False).pvalue if testable and (x.std() > 0 or y.std() > 0) else np.nan
+    return dict(gain=hi['mean'] - lo['mean'], p=p, testable=testable, n_hi=len(x), n_lo=len(y), cost=hi.mflops / lo.mflops)
 
 def step_gains(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
-    "Per (dataset, arch, depth), from each size to the next: the change of mean `metric`, Welch's t-test p, and the FLOPs ratio."
+    "Per (dataset, arch, depth), from each size to the next: the change of mean `metric`, Welch's t-test p, seeds, and the FLOPs ratio."
     s, rows = summary(df, metric), []
     for (d, a, _), g in s[s.n > 0].groupby(['dataset', 'arch', 'depth']):
         g = g.sort_values('size')
         for (_, lo), (_, hi) in zip(g.iterrows(), g.iloc[1:].iterrows()):
             w = welch(hi, lo, df, metric)
-            rows.append(dict(dataset=d, arch=a, step=f"{lo['size']} → {hi['size']}", gain=w['gain'], p=w['p'], flops_ratio=w['cost']))
+            rows.append(dict(dataset=d, arch=a, step=f"{lo['size']} → {hi['size']}", gain=w['gain'], p=w['p'], testable=w['testable'],
+                             n_lo=w['n_lo'], n_hi=w['n_hi'], flops_ratio=w['cost']))
     return pd.DataFrame(rows)
 
 # %% ../nbs/05b_companions.ipynb #f31a86bd
@@ -158,14 +163,18 @@ def _ends(s:pd.DataFrame, group:list, order:str, df:pd.DataFrame, metric:str)->l
     return out
 
 def _answer(ends:list[dict])->dict:
-    if not ends: return dict(answer='not varied', comparisons=0, median_gain=np.nan, median_cost=np.nan)
-    up = sum(e['gain'] > 0 and e['p'] < 0.05 for e in ends); down = sum(e['gain'] < 0 and e['p'] < 0.05 for e in ends)
-    return dict(answer=f"better in {up}, worse in {down}, no significant change in {len(ends) - up - down} of {len(ends)}",
-                comparisons=len(ends), median_gain=float(np.median([e['gain'] for e in ends])),
+    "Counts of the `welch` comparisons `ends` by outcome, in words and as numbers, with the median change and FLOPs ratio."
+    if not ends: return dict(answer='not varied', comparisons=0, untestable=0, median_gain=np.nan, median_cost=np.nan)
+    tested = [e for e in ends if e['testable']]
+    up = sum(e['gain'] > 0 and e['p'] < 0.05 for e in tested); down = sum(e['gain'] < 0 and e['p'] < 0.05 for e in tested)
+    untestable = len(ends) - len(tested)
+    return dict(answer=f"better in {up}, worse in {down}, no significant change in {len(tested) - up - down}, "
+                       f"{UNTESTABLE} in {untestable} of {len(ends)}",
+                comparisons=len(ends), untestable=untestable, median_gain=float(np.median([e['gain'] for e in ends])),
                 median_cost=float(np.median([e['cost'] for e in ends])))
 
 def side_by_side(studies:dict[str, pd.DataFrame], metric:str='accuracy')->pd.DataFrame:
-    "Per study: the depth and the resolution answers (counts, median change of `metric`, median FLOPs ratio)."
+    "Per study: the depth and the resolution answers (counts, untestable ones apart, median change of `metric`, median FLOPs ratio)."
     rows = []
     for name, df in studies.items():
         s = summary(df, metric)
@@ -198,21 +207,24 @@ def figure_xu(df:pd.DataFrame):
     return fig
 
 def figure_inputsize(df:pd.DataFrame):
-    "Test accuracy, forward MFLOPs and seconds per epoch against input size, one line per dataset and network (log axes for cost)."
+    "Test accuracy (95% CI where n >= 2), forward MFLOPs and seconds per epoch against input size, one line per dataset and network."
     import matplotlib.pyplot as plt
+    from resdepth.figures import ci_line, one_seed_note
     s = summary(df)
     s = s[s.n > 0]
     if s.empty: return None
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    one = False
     for i, ((d, a), g) in enumerate(s.groupby(['dataset', 'arch'])):
         g = g.sort_values('size'); lab = f'{dataset_name(d)}, {arch_name(a)}'
-        axes[0].errorbar(g['size'], g['mean'], yerr=g.half, marker='o', capsize=3, color=f'C{i}', label=lab)
+        one |= ci_line(axes[0], g['size'], g['mean'], g.half, g.n, label=lab, color=f'C{i}')
         axes[1].plot(g['size'], g.mflops, 'o-', color=f'C{i}'); axes[2].plot(g['size'], g.epoch_seconds, 'o-', color=f'C{i}')
     axes[0].set_ylabel('test accuracy (mean, 95% CI)'); axes[1].set_ylabel('forward MFLOPs per image'); axes[2].set_ylabel('seconds per epoch')
-    for ax in axes: ax.set_xlabel('input size (px)'); ax.set_xscale('log', base=2)
+    zs = sorted(s['size'].unique())
+    for ax in axes: ax.set_xlabel('input size (px)'); ax.set_xscale('log', base=2); ax.set_xticks(zs, [str(z) for z in zs])
     for ax in axes[1:]: ax.set_yscale('log')
     axes[0].legend(fontsize=7); fig.tight_layout()
-    return fig
+    return one_seed_note(fig, one)
 
 # %% ../nbs/05b_companions.ipynb #42c26797
 def protocol_table(study:str)->pd.DataFrame:

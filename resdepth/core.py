@@ -7,12 +7,13 @@ Docs: https://resdepth.github.io/resdepth/core.html.md"""
 # %% ../nbs/00_core.ipynb #e52b786f
 from __future__ import annotations
 import datetime, hashlib, json, os, platform, tempfile
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['ResdepthError', 'CellConfig', 'data_dir', 'write_atomic', 'write_json', 'md5sum', 'utc_now', 'pick_device',
+__all__ = ['PER_CELL_KEYS', 'STUDY_KEYS', 'ResdepthError', 'CellConfig', 'study_protocol', 'protocol_difference',
+           'protocol_conflict', 'data_dir', 'write_atomic', 'write_json', 'md5sum', 'utc_now', 'pick_device',
            'environment']
 
 # %% ../nbs/00_core.ipynb #3aaec94d
@@ -70,6 +71,35 @@ class CellConfig:
     def protocol(self)->dict:
         "The fields that change results (all but the `RUNTIME` ones), for comparing a stored record with a request."
         return {k:v for k,v in asdict(self).items() if k not in self.RUNTIME}
+
+# %% ../nbs/00_core.ipynb #35c92e72
+PER_CELL_KEYS = ('dataset', 'size', 'depth', 'seed', 'arch')  # what a study compares; all of them are in the cell id
+STUDY_KEYS = tuple(f.name for f in fields(CellConfig) if f.name not in PER_CELL_KEYS + ('resize_from',) + CellConfig.RUNTIME)
+
+def study_protocol(config:CellConfig|dict, # a cell's config, or the `config` stored in its record
+                  )->dict:
+    "The settings every record of one study shares (`STUDY_KEYS`); a setting an older record lacks takes its default, under which it was made."
+    c = {**asdict(CellConfig()), **(asdict(config) if isinstance(config, CellConfig) else config)}
+    return {k: c[k] for k in STUDY_KEYS}
+
+def protocol_difference(a:CellConfig|dict, b:CellConfig|dict)->tuple|None:
+    "(setting, value in `a`, value in `b`) for the first setting in which `a` and `b` may not differ within a study, or None."
+    ca, cb = (asdict(c) if isinstance(c, CellConfig) else c for c in (a, b))
+    pa, pb = study_protocol(ca), study_protocol(cb)
+    if ca.get('dataset') == cb.get('dataset'):  # the stored size a dataset is read from; resizing a file to its own size is reading it
+        pa['resize_from'], pb['resize_from'] = ((0 if c.get('resize_from', 0) == c.get('size') else c.get('resize_from', 0)) for c in (ca, cb))
+    return next(((k, pa[k], pb[k]) for k in pa if pa[k] != pb[k]), None)
+
+def protocol_conflict(items:list[tuple], # (label, config) pairs: a record's path and its config, or a cell id and its CellConfig
+                     )->tuple|None:
+    "The first two `items` that may not share a study, as (setting, label, value, other label, other value); None if all may."
+    first, per_dataset = None, {}
+    for label, c in items:
+        d = c.dataset if isinstance(c, CellConfig) else c.get('dataset')
+        for ref in (first, per_dataset.get(d)):
+            if ref is not None and (diff := protocol_difference(ref[1], c)): return diff[0], ref[0], diff[1], label, diff[2]
+        first = first or (label, c); per_dataset.setdefault(d, (label, c))
+    return None
 
 # %% ../nbs/00_core.ipynb #f0e6bb3b
 def data_dir(path:str|Path|None=None)->Path:

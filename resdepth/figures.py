@@ -15,15 +15,40 @@ import torch
 from .stats import baseline, cost_summary, dataset_name, pareto, t_half, _row_key
 
 # %% auto #0
-__all__ = ['mean_ci', 'figure_depth', 'figure_resolution', 'figure_both', 'figure_pareto', 'save_figure', 'show_figure',
-           'feature_maps']
+__all__ = ['ONE_SEED', 'mean_ci', 'ci_line', 'one_seed_note', 'figure_depth', 'figure_resolution', 'figure_both', 'figure_pareto',
+           'save_figure', 'show_figure', 'feature_maps']
 
 # %% ../nbs/05a_figures.ipynb #e83bbd5a
 def mean_ci(x)->tuple[float, float, int]:
-    "(mean, half-width of its 95% t interval, n) of the values `x`."
+    "(mean, half-width of its 95% t interval, n) of the values `x`; the half-width is NaN below two values."
     x = np.asarray(x, dtype=float); n = len(x)
     if n == 0: return np.nan, np.nan, 0
-    return float(x.mean()), t_half(x.std(ddof=1) if n > 1 else 0.0, n), n
+    return float(x.mean()), t_half(x.std(ddof=1), n) if n > 1 else np.nan, n
+
+ONE_SEED = 'one seed: no 95% CI'
+
+def ci_line(ax:plt.Axes, # where to draw
+            x, # positions
+            mean, # mean per position
+            half, # 95% half-width per position (ignored where n < 2)
+            n, # seeds per position
+            label:str|None=None, # legend entry of the line
+            color=None, # line colour; the axes' next one by default
+           )->bool:
+    "Means joined by a line, a 95% CI bar where n >= 2, a hollow marker and no bar where n < 2; True if any point has one seed."
+    x, mean, half, n = (np.asarray(v, dtype=float) for v in (x, mean, half, n))
+    c = ax.plot(x, mean, marker='o', label=label, color=color)[0].get_color()
+    ci, one = n >= 2, n < 2
+    if ci.any(): ax.errorbar(x[ci], mean[ci], yerr=half[ci], fmt='none', color=c, capsize=3)
+    if one.any(): ax.plot(x[one], mean[one], 'o', color=c, mfc='white', ls='none')
+    return bool(one.any())
+
+def one_seed_note(fig:plt.Figure, any_one:bool)->plt.Figure:
+    "Under the panels of `fig`, a legend saying that hollow markers are single seeds without an interval, if `any_one`."
+    if any_one:
+        mark = plt.Line2D([], [], marker='o', mfc='white', mec='0.3', ls='none', label=ONE_SEED)
+        fig.legend(handles=[mark], loc='upper center', bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=8)
+    return fig
 
 def _panels(datasets, width=3.3, height=2.7):
     if not datasets: return None, []
@@ -34,11 +59,11 @@ def _panels(datasets, width=3.3, height=2.7):
 
 def _datasets(df): return sorted(df[df.status == 'ok'].dataset.unique(), key=lambda d: _row_key(d, 0))
 
-def _line(ax, df, x, xs, label=None, metric='accuracy', **kw):
-    pts = [mean_ci(df[df[x] == v][metric]) for v in xs]
-    keep = [(i, p) for i, p in enumerate(pts) if p[2]]
-    if keep:
-        ax.errorbar([i for i, _ in keep], [p[0] for _, p in keep], yerr=[p[1] for _, p in keep], marker='o', capsize=3, label=label, **kw)
+def _line(ax, df, x, xs, label=None, metric='accuracy')->bool:
+    "`ci_line` of `metric` at each value of column `x` in `xs` that has records, placed at its index in `xs`."
+    pts = [(i, *mean_ci(df[df[x] == v][metric])) for i, v in enumerate(xs)]
+    pts = [p for p in pts if p[3]]
+    return ci_line(ax, *zip(*pts), label=label) if pts else False
 
 def _axes(ax, ticks, title, metric, legend=False):
     ax.set_xticks(range(len(ticks)), ticks); ax.set_title(title); ax.set_ylabel(f'test {metric}'); ax.grid(alpha=0.3)
@@ -49,12 +74,13 @@ def _by_depth(ok, sizes_of, title, metric, legend):
     ds = _datasets(ok)
     fig, axes = _panels(ds)
     if fig is None: return None
+    one = False
     for ax, d in zip(axes, ds):
         zs = sizes_of(d)
-        for z in zs: _line(ax, ok[(ok.dataset == d) & (ok['size'] == z)], 'depth', [1, 2, 3, 4], label=f'{z} px', metric=metric)
+        for z in zs: one |= _line(ax, ok[(ok.dataset == d) & (ok['size'] == z)], 'depth', [1, 2, 3, 4], label=f'{z} px', metric=metric)
         _axes(ax, [f'block {k}' for k in range(1, 5)], title(d, zs), metric, legend)
     fig.tight_layout()
-    return fig
+    return one_seed_note(fig, one)
 
 def figure_depth(df:pd.DataFrame, metric:str='accuracy')->plt.Figure:
     "Figure 1 (None without data): test `metric` against depth at the reference size (224 px where run), one panel per dataset."
@@ -69,12 +95,12 @@ def figure_resolution(df:pd.DataFrame, metric:str='accuracy', depth:int=4)->plt.
     ok = df[(df.status == 'ok') & (df.depth == depth)]; ds = _datasets(ok)
     fig, axes = _panels(ds)
     if fig is None: return None
-    sizes = [28, 64, 128, 224]
+    sizes, one = [28, 64, 128, 224], False
     for ax, d in zip(axes, ds):
-        _line(ax, ok[ok.dataset == d], 'size', sizes, metric=metric)
+        one |= _line(ax, ok[ok.dataset == d], 'size', sizes, metric=metric)
         _axes(ax, [f'{z}' for z in sizes], f'{dataset_name(d)}, block {depth}', metric); ax.set_xlabel('input size (px)')
     fig.tight_layout()
-    return fig
+    return one_seed_note(fig, one)
 
 def figure_both(df:pd.DataFrame, metric:str='accuracy')->plt.Figure:
     "Figure 3 (None without data): test `metric` against depth, one line per input size, one panel per dataset."
@@ -117,24 +143,34 @@ def show_figure(fig:plt.Figure|None, name:str, study:str, caption:str):
 @torch.no_grad()
 def feature_maps(record:dict, # a cell's result record
                  weights:str|Path, # its saved state dict
-                 data_path:str|Path|None=None, # MedMNIST directory
+                 data_path:str|Path|None=None, # data directory; default `$RESDEPTH_DATA` or ./data
                  n_images:int=4, # test images to show
                 )->plt.Figure:
-    "Input images and the channel-mean activation of the last kept stage for a trained cell."
-    from resdepth.data import load_split, to_tensor
-    from resdepth.models import truncated_resnet
+    "A cell's test images as its network saw them, and the channel-mean activation of its last kept stage."
+    from dataclasses import fields
+    from resdepth.core import CellConfig
+    from resdepth.data import load_split, n_channels, n_outputs, resize, to_tensor
+    from resdepth.models import build_model
+    from resdepth.companions import arch_name
     c = record['config']
-    model = truncated_resnet(c['depth'], record['n_classes'], record['in_chans'], c['arch'])
+    cfg = CellConfig(**{f.name: c[f.name] for f in fields(CellConfig) if f.name in c})
+    chans = n_channels(cfg.dataset)
+    model = build_model(cfg.arch, cfg.depth, n_outputs(cfg), chans, cfg.size)
     model.load_state_dict(torch.load(weights, map_location='cpu')); model.eval()
-    x, y = load_split(c['dataset'], c['size'], c['seed'], c['split'], data_path)['test']
+    x, y = load_split(cfg.dataset, cfg.resize_from or cfg.size, cfg.seed, cfg.split, data_path, cfg.verify)['test']
     idx = np.linspace(0, len(y) - 1, n_images).astype(int)
-    fmap = model.features(to_tensor(x[idx])).mean(1)
+    x = resize(to_tensor(x[idx]), cfg.size)
+    fmap = model.features(x).mean(1)
+    shown = (x * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # back from Normalize(0.5, 0.5)
     fig, axes = plt.subplots(2, n_images, figsize=(2.1 * n_images, 4.4), squeeze=False)
     for j, i in enumerate(idx):
-        axes[0, j].imshow(x[i], cmap='gray' if x.ndim == 3 else None); axes[0, j].set_title(f'label {y[i]}', fontsize=8)
+        axes[0, j].imshow(shown[j, ..., 0] if chans == 1 else shown[j], cmap='gray', vmin=0, vmax=1)
+        axes[0, j].set_title(f'label {y[i]}', fontsize=8)
         axes[1, j].imshow(fmap[j].numpy(), cmap='viridis', interpolation='nearest')
         axes[1, j].set_title(f'{fmap.shape[-1]}x{fmap.shape[-1]} map', fontsize=8)
         for a in axes[:, j]: a.set_xticks([]); a.set_yticks([])
-    fig.suptitle(f"{dataset_name(c['dataset'])}: block {c['depth']} @ {c['size']} px, seed {c['seed']}", fontsize=10)
+    net = '' if cfg.arch == 'resnet18' else f'{arch_name(cfg.arch)}, '
+    src = f' (from {cfg.resize_from} px)' if cfg.resize_from and cfg.resize_from != cfg.size else ''
+    fig.suptitle(f"{dataset_name(cfg.dataset)}: {net}block {cfg.depth} @ {cfg.size} px{src}, seed {cfg.seed}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -15,16 +15,16 @@ from jupyter_core.utils import run_sync
 import yaml
 import torch
 from concurrent.futures import ThreadPoolExecutor
-from .core import CellConfig, ResdepthError, data_dir, utc_now, write_json
+from .core import CellConfig, PER_CELL_KEYS, ResdepthError, data_dir, protocol_conflict, utc_now, write_json
 from .locks import claim, holder
 from .data import DATASETS, SIZES, check_dataset, check_stored_size, ensure, n_outputs
 from .models import DEPTHS, arch_spec, check_depth
 
 # %% auto #0
-__all__ = ['AXES', 'STUDIES', 'PROTOCOL_KEYS', 'KERNEL', 'expand', 'load_study', 'study_cells', 'study_name', 'shard',
-           'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol', 'template_path',
-           'IPCKernelManager', 'CellKernel', 'Stopped', 'write_failure', 'run_cell', 'survey', 'Progress', 'plan',
-           'still_wanted', 'run_grid', 'study_status']
+__all__ = ['AXES', 'STUDIES', 'PROTOCOL_KEYS', 'KERNEL', 'check_study', 'expand', 'load_study', 'study_cells', 'study_name',
+           'shard', 'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol',
+           'template_path', 'IPCKernelManager', 'CellKernel', 'Stopped', 'write_failure', 'run_cell', 'survey',
+           'Progress', 'study_records', 'plan', 'still_wanted', 'run_grid', 'study_status']
 
 # %% ../nbs/04_grid.ipynb #850e0aaa
 AXES = dict(datasets='dataset', sizes='size', depths='depth', seeds='seed')
@@ -46,6 +46,21 @@ STUDIES = {
 PROTOCOL_KEYS = tuple(f.name for f in fields(CellConfig) if f.name not in AXES.values())
 _KEYS = tuple(f.name for f in fields(CellConfig))
 
+def check_study(cells:list[CellConfig], # the cells a run asks for
+                done:dict|None=None, # path -> record, for the finished records already in the study's folder
+               )->None:
+    "Raise unless `cells` and the `done` records may share one study (`resdepth.core.protocol_conflict`)."
+    if d := protocol_conflict([(c.cell_id, c) for c in cells]):
+        raise ResdepthError(f"this grid mixes protocols: {d[1]} has {d[0]}={d[2]!r} but {d[3]} has {d[0]}={d[4]!r}; "
+                            f"a study keeps one protocol, so give every parameter set the same {d[0]} or make them separate studies")
+    records = [(str(p), r.get('config', {})) for p, r in (done or {}).items()]
+    if d := protocol_conflict(records + [(c.cell_id, c) for c in cells]):
+        if d[3] in (str(p) for p in done or {}):  # two records already disagree
+            raise ResdepthError(f"the study folder already mixes protocols: {d[1]} has {d[0]}={d[2]!r} but {d[3]} has {d[0]}={d[4]!r}; "
+                                f"move the records of one protocol into a folder of their own (another --study name)")
+        raise ResdepthError(f"{d[1]} was made with {d[0]}={d[2]!r} but this run asks for {d[0]}={d[4]!r} ({d[3]}); a study keeps one protocol: "
+                            f"use another --study name or --out directory, or remove that study's records")
+
 def _as_list(v): return list(v) if isinstance(v, (list, tuple)) else [v]
 
 def expand(param_sets:list[dict])->list[CellConfig]:
@@ -57,12 +72,15 @@ def expand(param_sets:list[dict])->list[CellConfig]:
         if bad: raise ValueError(f"unknown setting {bad[0]!r}; choose from: {', '.join(_KEYS)}")
         missing = [a for a in AXES.values() if not ps.get(a)]
         if missing: raise ValueError(f"a parameter set has no {missing[0]!r} values; every set needs dataset, size, depth and seed")
+        many = [k for k in ps if k not in PER_CELL_KEYS and len(ps[k]) > 1]  # cell ids do not name them: the values would collapse
+        if many: raise ValueError(f"{many[0]} takes one value per parameter set, not {ps[many[0]]}: a study keeps one protocol; make one study per value")
         [check_dataset(d) for d in ps['dataset']]; [arch_spec(a) for a in ps.get('arch', ['resnet18'])]
         keys = list(ps)
         for combo in itertools.product(*(ps[k] for k in keys)):
             c = CellConfig(**dict(zip(keys, combo)))
             check_depth(c.depth, c.arch); n_outputs(c); check_stored_size(c.dataset, c.resize_from or c.size)
             cells.setdefault(c.cell_id, c)
+    check_study(list(cells.values()))
     return list(cells.values())
 
 def load_study(study:str)->tuple[str, list[dict]]:
@@ -296,10 +314,18 @@ class Progress:
         for r in self.failed: self.log(f"  failed: {r['cell_id']}: {r['error']} (see {r['notebook']})")
         return dict(total=total, ran=self.i, held=len(self.held), failed=self.failed, wall=self.wall)
 
-def plan(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_failed:bool=False, log=print)->tuple:
+def study_records(study_dir:str|Path)->dict:
+    "cell id -> (state, record) for every record file in `study_dir` (see `record_state`)."
+    return {p.stem: record_state(p) for p in sorted(Path(study_dir).glob('*.json')) if not p.name.startswith('.')}
+
+def plan(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_failed:bool=False, log=print,
+         check_data:bool=True, # also check (and fetch) the data files of the cells to run
+        )->tuple:
     "(cells to run, states they may be run from, result if there is nothing to do): checks records and data first."
     study_dir = Path(study_dir)
-    states = {c.cell_id: record_state(record_path(study_dir, c)) for c in cells}
+    on_disk = study_records(study_dir)
+    check_study(cells, {study_dir/f'{i}.json': r for i, (s, r) in on_disk.items() if s == 'done'})
+    states = {c.cell_id: on_disk.get(c.cell_id, ('pending', None)) for c in cells}
     for c in cells:
         if states[c.cell_id][0] == 'done': check_protocol(states[c.cell_id][1], c, record_path(study_dir, c))
     want = ('failed',) if retry_failed else ('pending', 'corrupt')
@@ -311,7 +337,8 @@ def plan(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_faile
         log(f"{study_dir}: {n_done} of {len(cells)} cells done, {n_failed} failed; {what}"
             + ("" if retry_failed or not n_failed else " (rerun failed cells with --retry-failed)"))
         return [], want, dict(total=len(cells), ran=0, held=0, wall={}, failed=[states[c.cell_id][1] for c in cells if states[c.cell_id][0] == 'failed'])
-    for d, s, v in dict.fromkeys((c.dataset, c.resize_from or c.size, c.verify) for c in todo): ensure(d, s, data_path, v)
+    if check_data:
+        for d, s, v in dict.fromkeys((c.dataset, c.resize_from or c.size, c.verify) for c in todo): ensure(d, s, data_path, v)
     log(f"{study_dir}: {len(todo)} of {len(cells)} cells to run ({n_done} done, {n_failed} failed)")
     return todo, want, None
 

@@ -6,46 +6,61 @@ Docs: https://resdepth.github.io/resdepth/stats.html.md"""
 
 # %% ../nbs/05_stats.ipynb #b7337089
 from __future__ import annotations
-import json, os
+import json, os, warnings
+from functools import lru_cache
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from medmnist import INFO
-from .data import DATASETS
+from .core import ResdepthError, data_dir, protocol_conflict
+from .data import DATASETS, medmnist_flag, npz_name
 
 # %% auto #0
-__all__ = ['COLUMNS', 'NAMES', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT', 'load_records', 'dataset_name', 'summarise', 'cells',
-           't_half', 'table7', 'book_study', 'chapter', 'html', 'stars', 'baseline', 'compare_pair', 'comparisons',
-           'show_comparisons', 'cost_summary', 'pareto', 'cheapest_adequate', 'replicate_table7',
+__all__ = ['COLUMNS', 'NAMES', 'MARGIN', 'NON_INFERIOR', 'NOT_SHOWN', 'UNTESTABLE', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT',
+           'check_one_protocol', 'load_records', 'dataset_name', 'summarise', 'cells', 't_half', 'table7', 'book_study',
+           'chapter', 'html', 'stars', 'mark', 'baseline', 'compare_pair', 'pairing', 'comparisons', 'show_comparisons',
+           'non_inferiority', 'cost_summary', 'pareto', 'adequacy', 'cheapest_adequate', 'replicate_table7',
            'replicate_significance']
 
 # %% ../nbs/05_stats.ipynb #be5b7c97
-COLUMNS = ['study', 'cell_id', 'status', 'dataset', 'size', 'depth', 'seed', 'arch', 'epochs', 'accuracy', 'auc', 'balanced_accuracy',
-           'epochs_run', 'best_epoch', 'params', 'flops', 'layers', 'feature_map', 'seconds', 'train_seconds', 'epoch_seconds',
-           'images_per_second', 'peak_rss_mib', 'peak_gpu_mib', 'device', 'reason', 'history', 'path']
+COLUMNS = ['study', 'cell_id', 'status', 'dataset', 'size', 'depth', 'seed', 'arch', 'resize_from', 'epochs', 'accuracy', 'auc',
+           'balanced_accuracy', 'epochs_run', 'best_epoch', 'params', 'flops', 'layers', 'feature_map', 'seconds', 'train_seconds',
+           'epoch_seconds', 'images_per_second', 'peak_rss_mib', 'peak_gpu_mib', 'device', 'reason', 'history', 'path']
+def check_one_protocol(found:list[tuple[Path, dict]])->None:
+    "Raise a one-line `ResdepthError` when records `(path, config)` of one folder may not share a study (`resdepth.core.protocol_conflict`)."
+    folders = {}
+    for p, c in found: folders.setdefault(p.parent, []).append((p, c))
+    for folder, items in folders.items():
+        if d := protocol_conflict(items):
+            k, p0, v0, p, v = d
+            raise ResdepthError(f"{folder} mixes two protocols: {k}={v0!r} in {p0.name} but {k}={v!r} in {p.name}; "
+                                f"keep one protocol per study folder: move the records made with {k}={v!r} into a folder "
+                                f"of their own (another --study name) before reading the results")
 
 def load_records(root:str|Path)->pd.DataFrame:
-    "All result records under `root`, one row each, in `COLUMNS`."
-    rows = []
+    "All result records under `root`, one row each, in `COLUMNS`; refuses a study folder whose results mix protocols."
+    rows, found = [], []
     for p in sorted(Path(root).rglob('*.json')):
         if p.name.startswith('.'): continue
         try: r = json.loads(p.read_text())
         except (OSError, ValueError): continue
-        if not isinstance(r, dict) or 'cell_id' not in r or 'config' not in r: continue
+        if not isinstance(r, dict) or 'cell_id' not in r or not isinstance(r.get('config'), dict): continue
         c, m, mod, sec = r['config'], r.get('metrics', {}), r.get('model', {}), r.get('seconds', {})
-        run, train = r.get('epochs_run'), sec.get('train')
-        per_epoch = train / run if run and train else None
+        if r.get('status') != 'failed': found.append((p, c))
+        run, train, passes, n_train = r.get('epochs_run'), sec.get('train'), sec.get('train_passes'), r.get('n', {}).get('train')
         rows.append(dict(study=p.parent.name, cell_id=r['cell_id'], status=r.get('status'), dataset=c.get('dataset'), size=c.get('size'),
-                         depth=c.get('depth'), seed=c.get('seed'), arch=c.get('arch', 'resnet18'), epochs=c.get('epochs'),
-                         accuracy=m.get('accuracy'), auc=m.get('auc'), layers=mod.get('layers'), epoch_seconds=per_epoch,
-                         images_per_second=r.get('n', {}).get('train', 0) / per_epoch if per_epoch else None,
+                         depth=c.get('depth'), seed=c.get('seed'), arch=c.get('arch', 'resnet18'), resize_from=c.get('resize_from', 0),
+                         epochs=c.get('epochs'), accuracy=m.get('accuracy'), auc=m.get('auc'), layers=mod.get('layers'),
+                         epoch_seconds=train / run if run and train else np.nan,
+                         images_per_second=n_train * run / passes if n_train and run and passes else np.nan,
                          reason=r.get('reason'), history=r.get('history'),
                          balanced_accuracy=m.get('balanced_accuracy'), epochs_run=r.get('epochs_run'), best_epoch=r.get('best_epoch'),
                          params=mod.get('params'), flops=mod.get('flops'), feature_map=mod.get('feature_map'), seconds=sec.get('total'),
                          train_seconds=sec.get('train'), peak_rss_mib=r.get('memory', {}).get('peak_rss_mib'),
                          peak_gpu_mib=r.get('memory', {}).get('peak_gpu_mib'), device=r.get('device'), path=str(p)))
+    check_one_protocol(found)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 # %% ../nbs/05_stats.ipynb #ceb2a0b5
@@ -62,8 +77,8 @@ def cells(df:pd.DataFrame, dataset:str, size:int, depth:int)->pd.DataFrame:
     return df[(df.status == 'ok') & (df.dataset == dataset) & (df['size'] == size) & (df.depth == depth)]
 
 def t_half(sd:float, n:int)->float:
-    "Half-width of the 95% Student-t interval of a mean of `n` values with standard deviation `sd` (0 for one value)."
-    return float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else 0.0 if n == 1 else np.nan
+    "Half-width of the 95% Student-t interval of a mean of `n` values with standard deviation `sd`; NaN (no interval) below two values."
+    return float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else np.nan
 
 def _row_key(dataset, size): return (DATASETS.index(dataset) if dataset in DATASETS else len(DATASETS), dataset, size)
 
@@ -84,19 +99,27 @@ def table7(df:pd.DataFrame, metric:str='accuracy', digits:int=3, bold:str='<b>{}
     return out
 
 # %% ../nbs/05_stats.ipynb #690aed23
+def _runs(runs=None)->Path: return Path(runs or os.environ.get('RESDEPTH_RUNS', 'runs'))
+
+def _study(runs:Path, study:str|None=None)->str:
+    study = study or os.environ.get('RESDEPTH_STUDY')
+    if study: return study
+    names = sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.glob('*.json'))) if runs.exists() else []
+    return next((n for n in ('liu2024', 'quick') if n in names), names[0] if names else '')
+
 def book_study(runs:str|Path|None=None, study:str|None=None)->tuple[str, pd.DataFrame]:
     "(study name, its records) for the book: `study` or `$RESDEPTH_STUDY`, under `runs` or `$RESDEPTH_RUNS`."
-    runs = Path(runs or os.environ.get('RESDEPTH_RUNS', 'runs'))
-    study = study or os.environ.get('RESDEPTH_STUDY')
-    if not study:
-        names = sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.glob('*.json'))) if runs.exists() else []
-        study = next((n for n in ('liu2024', 'quick') if n in names), names[0] if names else '')
+    runs = _runs(runs); study = _study(runs, study)
     return study, load_records(runs/study) if study and (runs/study).exists() else pd.DataFrame(columns=COLUMNS)
 
 def chapter(study:str|None=None)->tuple[str, pd.DataFrame, pd.DataFrame]:
-    "(study, its records, the successful ones) for a book chapter (`study`, else the book's main one), which says so when there are none."
-    from IPython.display import Markdown, display
-    study, df = book_study(study=study)
+    "(study, its records, the successful ones) for a book chapter (`study`, else the book's main one), which says so when there are none or they cannot be read."
+    from html import escape
+    from IPython.display import HTML, Markdown, display
+    try: study, df = book_study(study=study)
+    except ResdepthError as e:
+        display(HTML(f'<p class="resdepth-refused"><b>Records not shown.</b> {escape(str(e))}</p>'))
+        return study or _study(_runs()), pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=COLUMNS)
     ok = df[df.status == 'ok']
     run = f"resdepth run --study {study}" if study else "resdepth run"
     if ok.empty: display(Markdown(f"No successful result records for study `{study or '(none)'}` yet. Run `{run}`, then `resdepth book`."))
@@ -113,6 +136,11 @@ def stars(p:float)->str:
     if p is None or np.isnan(p): return ''
     return '***' if p < 0.001 else '**' if p < 0.01 else '*' if p < 0.05 else 'NS'
 
+def mark(diff:float, p:float)->str:
+    "The paper's marks with the direction: '▲' before the stars of a higher mean, '▼' before a lower one; 'NS' neither; '' untested."
+    s = stars(p)
+    return s if s in ('', 'NS') else ('▲' if diff > 0 else '▼') + s
+
 def baseline(df:pd.DataFrame, dataset:str)->tuple[int, int]|None:
     "(size, depth) of the reference for `dataset`: block 4 at 224 px, else at its largest size; None without block 4."
     ok = df[(df.status == 'ok') & (df.dataset == dataset) & (df.depth == 4)]
@@ -125,24 +153,46 @@ def compare_pair(a:pd.DataFrame, b:pd.DataFrame, metric:str='accuracy')->dict:
                base_mean=y.mean() if len(y) else np.nan, base_n=len(y), diff=np.nan, ci_low=np.nan, ci_high=np.nan,
                p_student=np.nan, p_paired=np.nan, n_paired=0)
     if len(x) and len(y): out['diff'] = out['mean'] - out['base_mean']
-    if len(x) > 1 and len(y) > 1 and (x.std() > 0 or y.std() > 0):
-        t = stats.ttest_ind(x, y, equal_var=True)
-        ci = t.confidence_interval(0.95)
+    if len(x) > 1 and len(y) > 1:
+        with warnings.catch_warnings():  # identical values on both sides: scipy warns, and answers p NaN, interval [0, 0]
+            warnings.simplefilter('ignore', RuntimeWarning)
+            t = stats.ttest_ind(x, y, equal_var=True)
+            ci = t.confidence_interval(0.95)
         out.update(p_student=float(t.pvalue), ci_low=float(ci.low), ci_high=float(ci.high))
     pairs = a.set_index('seed')[metric].astype(float).to_frame('a').join(b.set_index('seed')[metric].astype(float).to_frame('b'), how='inner')
     out['n_paired'] = len(pairs)
     if len(pairs) > 1 and (pairs.a - pairs.b).std() > 0: out['p_paired'] = float(stats.ttest_rel(pairs.a, pairs.b).pvalue)
     return out
 
+@lru_cache(maxsize=64)
+def _labels(path:str, mtime_ns:int)->tuple:
+    with np.load(path) as z: return tuple(z[k] for k in ('train_labels', 'val_labels', 'test_labels') if k in z.files)
+
+def pairing(dataset:str, size_a:int, size_b:int, data:str|Path|None=None)->str:
+    "Whether a seed picks the same images from `dataset`'s files at two stored sizes: 'same file', 'same labels', 'labels differ' or 'not checked'."
+    try: flag = medmnist_flag(dataset)
+    except ValueError: return 'not checked'
+    if size_a == size_b or flag is None: return 'same file'  # torchvision's sets come in one size
+    files = [data_dir(data)/npz_name(flag, z) for z in (size_a, size_b)]
+    if not all(f.exists() for f in files): return 'not checked'
+    a, b = (_labels(str(f), f.stat().st_mtime_ns) for f in files)
+    return 'same labels' if len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b)) else 'labels differ'
+
 def _holm(t:pd.DataFrame)->pd.DataFrame:
     t = t.copy(); t['p_holm'] = np.nan
     ok = t.p_student.notna()
     if ok.any(): t.loc[ok, 'p_holm'] = multipletests(t.loc[ok, 'p_student'], method='holm')[1]
-    t['sig'] = t.p_student.map(stars); t['sig_holm'] = t.p_holm.map(stars)
+    t['sig'] = [mark(d, p) for d, p in zip(t['diff'], t.p_student)]; t['sig_holm'] = [mark(d, p) for d, p in zip(t['diff'], t.p_holm)]
     return t
 
-def comparisons(df:pd.DataFrame, which:str, metric:str='accuracy')->pd.DataFrame:
-    "The paper's Table 4 ('depth'), 5 ('resolution') or 6 ('both'), with all our columns, Holm-corrected per table."
+def _stored(rows:pd.DataFrame, size:int)->int:
+    "The size of the file a configuration's records were read from."
+    r = rows.resize_from.iloc[0] if 'resize_from' in rows and len(rows) else 0
+    return int(r) if pd.notna(r) and r else int(size)
+
+def comparisons(df:pd.DataFrame, which:str, metric:str='accuracy', data:str|Path|None=None)->pd.DataFrame:
+    "The paper's Table 4 ('depth'), 5 ('resolution') or 6 ('both'), with all our columns, Holm-corrected per table; `data` holds the files for `pairing`."
+    if which not in ('depth', 'resolution', 'both'): raise ValueError(f"unknown comparison {which!r}; choose depth, resolution or both")
     ok, rows = df[df.status == 'ok'], []
     for d in sorted(ok.dataset.unique(), key=lambda d: _row_key(d, 0)):
         base = baseline(ok, d)
@@ -151,20 +201,25 @@ def comparisons(df:pd.DataFrame, which:str, metric:str='accuracy')->pd.DataFrame
         cfgs = sorted({(z, k) for z, k in zip(ok[ok.dataset == d]['size'], ok[ok.dataset == d].depth)})
         if which == 'depth': cfgs = [(z, k) for z, k in cfgs if z == base[0] and k != base[1]]
         elif which == 'resolution': cfgs = [(z, k) for z, k in cfgs if k == base[1] and z != base[0]]
-        elif which == 'both': cfgs = [c for c in cfgs if c != base]
-        else: raise ValueError(f"unknown comparison {which!r}; choose depth, resolution or both")
+        else: cfgs = [c for c in cfgs if c != base]
         for z, k in cfgs:
             a = cells(ok, d, z, k)
-            rows.append(dict(dataset=d, size=z, depth=k, feature_map=int(a.feature_map.iloc[0]),
-                             base=f'block {base[1]} @ {base[0]}', **compare_pair(a, ref, metric)))
+            c = compare_pair(a, ref, metric)
+            c['pairing'] = pairing(d, _stored(a, z), _stored(ref, base[0]), data)
+            if c['pairing'] == 'labels differ': c['p_paired'] = np.nan
+            rows.append(dict(dataset=d, size=z, depth=k, feature_map=int(a.feature_map.iloc[0]), base=f'block {base[1]} @ {base[0]}', **c))
     t = pd.DataFrame(rows, columns=['dataset', 'size', 'depth', 'feature_map', 'base', 'mean', 'sd', 'n', 'base_mean', 'base_n',
-                                    'diff', 'ci_low', 'ci_high', 'p_student', 'p_paired', 'n_paired'])
+                                    'diff', 'ci_low', 'ci_high', 'p_student', 'p_paired', 'n_paired', 'pairing'])
     t = _holm(t)
     if which == 'both': t = t[t['diff'] > 0].reset_index(drop=True)
     return t
 
 # %% ../nbs/05_stats.ipynb #904f1336
 def _p(p): return '' if p is None or np.isnan(p) else f'{p:.2g}' if p >= 0.001 else f'{p:.1e}'
+
+def _paired(p, n, how):
+    if how == 'labels differ': return 'not paired: the sizes list different labels'
+    return ' '.join(filter(None, (_p(p), f'({n})'))) + ('; pairing not checked' if how == 'not checked' else '') if n else ''
 
 def show_comparisons(t:pd.DataFrame, digits:int=3)->pd.DataFrame:
     "A comparison table from `comparisons` formatted for reading."
@@ -176,11 +231,24 @@ def show_comparisons(t:pd.DataFrame, digits:int=3)->pd.DataFrame:
         'reference (n)': [f"{b}: {f(m)} ({n})" for b, m, n in zip(t.base, t.base_mean, t.base_n)],
         'difference [95% CI]': [f"{d:+.{digits}f} [{f(lo)}, {f(hi)}]" if not np.isnan(lo) else f"{d:+.{digits}f}" for d, lo, hi in zip(t['diff'], t.ci_low, t.ci_high)],
         'Student p': [f"{_p(p)} {s}".strip() for p, s in zip(t.p_student, t.sig)],
-        'paired p (pairs)': [f"{_p(p)} ({n})" if n else '' for p, n in zip(t.p_paired, t.n_paired)],
+        'paired p (pairs)': [_paired(p, n, how) for p, n, how in zip(t.p_paired, t.n_paired, t.pairing)],
         'Holm p': [f"{_p(p)} {s}".strip() for p, s in zip(t.p_holm, t.sig_holm)],
     })
 
 # %% ../nbs/05_stats.ipynb #e8c64f3b
+MARGIN = 0.01  # non-inferiority margin, in units of the metric: 0.01 is one point of accuracy
+NON_INFERIOR, NOT_SHOWN, UNTESTABLE = 'non-inferior', 'not shown', 'untestable (n < 2)'
+
+def non_inferiority(a:pd.DataFrame, # records of the configuration (a seed column and `metric`)
+                    ref:pd.DataFrame, # records of the reference
+                    metric:str='accuracy', margin:float=MARGIN)->dict:
+    "The one rule for 'no worse than the reference': `compare_pair`'s numbers, `margin`, and `verdict` (`NON_INFERIOR`, `NOT_SHOWN` or `UNTESTABLE`)."
+    c = dict(compare_pair(a, ref, metric), margin=margin)
+    if a.equals(ref): c.update(diff=0.0, ci_low=np.nan, ci_high=np.nan, p_student=np.nan, p_paired=np.nan, verdict=NON_INFERIOR)
+    elif min(c['n'], c['base_n']) < 2: c['verdict'] = UNTESTABLE
+    else: c['verdict'] = NON_INFERIOR if c['ci_low'] > -margin else NOT_SHOWN
+    return c
+
 def cost_summary(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
     "Per (dataset, size, depth): mean metric, n, params, MFLOPs, seconds per epoch and per cell, peak memory."
     g = df[df.status == 'ok'].astype({'epoch_seconds': float}).groupby(['dataset', 'size', 'depth'])
@@ -199,21 +267,30 @@ def pareto(cost:pd.DataFrame)->pd.Series:
             if r['mean'] > best: front[i], best = True, r['mean']
     return front
 
-def cheapest_adequate(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
-    "Per dataset, the configuration with the fewest FLOPs not significantly worse than the reference."
+def adequacy(df:pd.DataFrame, metric:str='accuracy', margin:float=MARGIN)->pd.DataFrame:
+    "Every configuration of each dataset that has a reference, cheapest first, with its cost and its `non_inferiority` verdict."
     cost, rows = cost_summary(df, metric), []
-    for d, g in cost.groupby('dataset'):
+    for d in sorted(cost.dataset.unique(), key=lambda d: _row_key(d, 0)):
         base = baseline(df, d)
         if base is None: continue
-        ref, base_flops = cells(df, d, *base), g[(g['size'] == base[0]) & (g.depth == base[1])].mflops.iloc[0]
-        for _, r in g.sort_values('mflops').iterrows():
-            c = compare_pair(cells(df, d, r['size'], r.depth), ref, metric) if (r['size'], r.depth) != base else dict(diff=0.0, p_student=np.nan)
-            if c['diff'] >= 0 or not (c['p_student'] < 0.05):
-                rows.append(dict(dataset=d, size=r['size'], depth=r.depth, mean=r['mean'], n=r.n, mflops=r.mflops,
-                                 base=f'block {base[1]} @ {base[0]}', base_mflops=base_flops, diff=c['diff'], p_student=c['p_student'],
-                                 flops_saved=1 - r.mflops / base_flops))
-                break
-    return pd.DataFrame(rows)
+        g, ref = cost[cost.dataset == d], cells(df, d, *base)
+        base_flops = g[(g['size'] == base[0]) & (g.depth == base[1])].mflops.iloc[0]
+        for _, r in g.sort_values(['mflops', 'mean'], ascending=[True, False]).iterrows():
+            v = non_inferiority(cells(df, d, r['size'], r.depth), ref, metric, margin)
+            rows.append(dict(dataset=d, size=r['size'], depth=r.depth, mean=r['mean'], n=r.n, mflops=r.mflops,
+                             base=f'block {base[1]} @ {base[0]}', base_mean=v['base_mean'], base_n=v['base_n'], base_mflops=base_flops,
+                             flops_saved=1 - r.mflops / base_flops, **{k: v[k] for k in ('diff', 'ci_low', 'ci_high', 'p_student', 'margin', 'verdict')}))
+    return pd.DataFrame(rows, columns=['dataset', 'size', 'depth', 'mean', 'n', 'mflops', 'base', 'base_mean', 'base_n', 'base_mflops',
+                                       'flops_saved', 'diff', 'ci_low', 'ci_high', 'p_student', 'margin', 'verdict'])
+
+def cheapest_adequate(df:pd.DataFrame, metric:str='accuracy', margin:float=MARGIN)->pd.DataFrame:
+    "Per dataset, the configuration with the fewest FLOPs shown non-inferior to the reference, and how many cheaper ones were untestable or not shown."
+    ad, rows = adequacy(df, metric, margin), []
+    for d, g in ad.groupby('dataset', sort=False):
+        i = int(np.argmax((g.verdict == NON_INFERIOR).to_numpy()))  # the reference is non-inferior, so there is one
+        cheaper = g.verdict.iloc[:i]
+        rows.append(dict(g.iloc[i], cheaper_untestable=int((cheaper == UNTESTABLE).sum()), cheaper_not_shown=int((cheaper == NOT_SHOWN).sum())))
+    return pd.DataFrame(rows, columns=[*ad.columns, 'cheaper_untestable', 'cheaper_not_shown'])
 
 # %% ../nbs/05_stats.ipynb #39ff9b54
 PAPER_TABLE7 = {  # Liu et al. 2024, Table 7: dataset -> size -> accuracy at blocks 1-4
@@ -247,21 +324,23 @@ def replicate_table7(df:pd.DataFrame, seeds:int=10)->pd.DataFrame:
             for k, pub in enumerate(vals, 1):
                 r = s.loc[(d, z, k)] if (d, z, k) in s.index else None
                 n = 0 if r is None else int(r.n)
-                half = t_half(r.sd, n) if n > 1 else np.nan
-                mean = np.nan if r is None else r['mean']
+                mean, half = (np.nan, np.nan) if r is None else (r['mean'], t_half(r.sd, n))
                 rows.append(dict(dataset=d, size=z, depth=k, published=pub, ours=mean, n=n, missing=max(0, seeds - n),
                                  ci_low=mean - half, ci_high=mean + half, diff=mean - pub,
                                  inside=(mean - half <= pub <= mean + half) if n > 1 else None))
     return pd.DataFrame(rows)
 
 def replicate_significance(df:pd.DataFrame)->pd.DataFrame:
-    "The paper's significance calls (Tables 4-6) beside ours (Student's t-test against block 4 @ 224 px)."
+    "The paper's significance calls (Tables 4-6) beside ours (Student's t-test against block 4 @ 224 px), each with a verdict."
     rows = []
     for (d, z, k), theirs in PAPER_SIGNIFICANT.items():
         ref, a = cells(df, d, 224, 4), cells(df, d, z, k)
-        c = compare_pair(a, ref) if len(a) and len(ref) else dict(diff=np.nan, p_student=np.nan, n=len(a), base_n=len(ref))
-        ours = stars(c['p_student'])
-        agree = None if not ours else (ours == 'NS') == (theirs == 'NS') and c['diff'] > 0
-        rows.append(dict(dataset=d, size=z, depth=k, paper=theirs, ours=ours or 'not run', diff=c['diff'], p_student=c['p_student'],
-                         n=c.get('n', 0), base_n=c.get('base_n', 0), agree={None: 'not run', True: 'agree', False: 'disagree'}[agree]))
+        c = compare_pair(a, ref)
+        if not len(a) or not len(ref): ours = verdict = 'not run'
+        elif min(len(a), len(ref)) < 2: ours = verdict = UNTESTABLE
+        else:
+            ours = mark(c['diff'], c['p_student']) or 'NS'  # p is NaN only when every seed on both sides scored the same
+            verdict = 'agree' if (ours == 'NS') == (theirs == 'NS') and c['diff'] > 0 else 'disagree'
+        rows.append(dict(dataset=d, size=z, depth=k, paper=theirs, ours=ours, diff=c['diff'], p_student=c['p_student'],
+                         n=len(a), base_n=len(ref), verdict=verdict))
     return pd.DataFrame(rows)

@@ -27,9 +27,9 @@ from .models import Unbuildable, build_model, measure, truncated_resnet
 from .data import cell_data, n_channels, n_classes, n_outputs, task
 
 # %% auto #0
-__all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'CellOptimizer', 'EpochHistory', 'predict_proba', 'test_metrics',
-           'reset_peak_memory', 'peak_memory', 'CellLearner', 'bce_loss', 'binary_accuracy', 'make_learner',
-           'train_cell', 'unbuildable_record']
+__all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'SaveBest', 'tested_epoch', 'lowest_valid_epoch', 'CellOptimizer',
+           'EpochHistory', 'predict_proba', 'test_metrics', 'reset_peak_memory', 'peak_memory', 'CellLearner',
+           'bce_loss', 'binary_accuracy', 'make_learner', 'train_cell', 'unbuildable_record']
 
 # %% ../nbs/03_train.ipynb #c1573192
 class NonFiniteLoss(RuntimeError):
@@ -52,14 +52,43 @@ class Autocast(Callback):
     def after_loss(self): self.ctx.__exit__(None, None, None)
     def after_cancel_batch(self): self.ctx.__exit__(None, None, None)
 
+class SaveBest(SaveModelCallback):
+    "fastai's `SaveModelCallback` on the validation loss, remembering the epoch whose weights it saved and so loads back after the fit."
+    def __init__(self): super().__init__(monitor='valid_loss', fname='best')
+    def before_fit(self): self.saved_epoch = None; super().before_fit()
+    def _save(self, name): super()._save(name); self.saved_epoch = self.epoch
+    def after_fit(self, **kwargs):
+        if self.saved_epoch is None:
+            raise NonFiniteLoss("the validation loss was NaN or infinite in every epoch, so there are no best weights to test; lower the learning rate")
+        super().after_fit(**kwargs)
+
+def tested_epoch(learn:Learner)->int:
+    "The epoch whose weights `learn` holds after `fit`: the one `SaveBest` loaded back, else the last one trained."
+    keeper = getattr(learn, 'save_best', None)
+    return keeper.saved_epoch if keeper is not None else len(learn.epoch_history.rows) - 1
+
+def lowest_valid_epoch(history:list[dict])->int|None:
+    "The first epoch of lowest finite validation loss in an `EpochHistory`, or None: NaN never counts, as in fastai's trackers."
+    losses = np.array([r['valid_loss'] for r in history], dtype=float)
+    finite = np.flatnonzero(np.isfinite(losses))
+    return int(finite[np.argmin(losses[finite])]) if len(finite) else None
+
 class CellOptimizer(OptimWrapper):
     "fastai's wrapper of a PyTorch optimiser, clearing gradients the way PyTorch does by default (set to None)."
     def zero_grad(self): self.opt.zero_grad(set_to_none=True)
 
 class EpochHistory(Callback):
-    "Per epoch: mean training loss and accuracy (on the augmented batches, in training mode), validation loss and accuracy, seconds."
+    "Per epoch: mean training loss and accuracy (on the augmented batches, in training mode), validation loss and accuracy, seconds; and the training passes' summed wall time."
     order = 55  # after the Recorder (50) has logged the epoch, before the trackers (60) may stop the fit
-    def before_fit(self): self.rows, self.metric = [], self.learn.metrics[0]
+    def before_fit(self):
+        self.rows, self.metric, self.train_passes = [], self.learn.metrics[0], 0.
+        self.device = next(self.learn.model.parameters()).device
+    def _clock(self)->float:
+        "Wall time once the device has finished the work queued so far."
+        if self.device.type == 'cuda': torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+    def before_train(self): self.t_train = self._clock()
+    def after_train(self): self.train_passes += self._clock() - self.t_train
     def before_epoch(self):
         self.train_loss, self.t0, self.correct, self.seen = AvgLoss(), time.perf_counter(), 0., 0
         self.train_loss.reset()
@@ -143,7 +172,7 @@ def make_learner(cfg:CellConfig, dls:DataLoaders, model:nn.Module, path:str|Path
     learn = CellLearner(dls, model, loss_func=loss, metrics=metric, path=path, model_dir='.', opt_func=opt,
                     cbs=[StopOnNonFinite(), EpochHistory()]
                         + ([EarlyStoppingCallback(monitor='valid_loss', patience=cfg.patience)] if cfg.patience else [])
-                        + ([SaveModelCallback(monitor='valid_loss', fname='best')] if cfg.restore_best else [])
+                        + ([SaveBest()] if cfg.restore_best else [])
                         + ([ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})] if cfg.schedule == 'cosine' else [])
                         + ([Autocast()] if cfg.precision == 'bf16' else []))
     learn.logger = log or (lambda *a: None)
@@ -183,13 +212,14 @@ def train_cell(cfg:CellConfig, # what to train
     if model_path:
         state = {k: v.contiguous() for k, v in getattr(learn.model, '_orig_mod', learn.model).state_dict().items()}
         buf = io.BytesIO(); torch.save(state, buf); write_atomic(model_path, buf.getvalue())
-    best = int(np.argmin([r['valid_loss'] for r in hist]))
+    tested = tested_epoch(learn)
+    best = tested if cfg.restore_best else lowest_valid_epoch(hist)
     return dict(
         cell_id=cfg.cell_id, status='ok', config=asdict(cfg), data_verified=cfg.verify, metrics=metrics,
-        epochs_run=len(hist), best_epoch=best, best_valid_loss=hist[best]['valid_loss'], history=hist,
-        n=n, task=task(cfg.dataset), n_classes=k, in_chans=chans, model=cost,
+        epochs_run=len(hist), tested_epoch=tested, best_epoch=best, best_valid_loss=None if best is None else hist[best]['valid_loss'],
+        history=hist, n=n, task=task(cfg.dataset), n_classes=k, in_chans=chans, model=cost,
         seconds=dict(data=round(t_data - t0, 3), train=round(t_train - t_data, 3), eval=round(t_eval - t_train, 3),
-                     total=round(time.perf_counter() - t0, 3)),
+                     total=round(time.perf_counter() - t0, 3), train_passes=round(learn.epoch_history.train_passes, 3)),
         device=str(device), memory=peak_memory(device), environment=environment(),
         finished=utc_now())
 

@@ -8,6 +8,8 @@ import nbformat
 import numpy as np
 import pytest
 from conftest import ROOT, run_cli, chromium_dom
+from resdepth.models import feature_map_size
+from resdepth.stats import load_records
 
 GRID = ['--study', 'e2e', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0', '1', '--epochs', '2']
 def visible(d): return [f for f in d.iterdir() if f.is_file() and not f.name.startswith('.')]
@@ -33,7 +35,9 @@ def test_each_cell_leaves_a_record_and_an_executed_notebook(grid):
         assert set(r['metrics']) == {'accuracy', 'auc', 'balanced_accuracy', 'confusion_matrix'}
         assert np.array(r['metrics']['confusion_matrix']).sum() == r['n']['test'] == 156
         assert r['model']['feature_map'] == {1: 7, 2: 4}[r['config']['depth']]
-        assert set(r['seconds']) == {'data', 'train', 'eval', 'total'} and r['seconds']['train'] > 0
+        assert set(r['seconds']) == {'data', 'train', 'train_passes', 'eval', 'total'} and 0 < r['seconds']['train_passes'] <= r['seconds']['train']
+        rate = r['n']['train'] * r['epochs_run'] / r['seconds']['train_passes']  # training images per second, passes only
+        assert load_records(study).set_index('cell_id').images_per_second[i] == pytest.approx(rate)
         assert {'python', 'torch', 'fastai', 'resdepth'} <= set(r['environment'])
         nb = nbformat.read(study/f'{i}.ipynb', as_version=4)
         assert nb.metadata.papermill.parameters['depth'] == r['config']['depth']
@@ -72,6 +76,24 @@ class _Tables(HTMLParser):
     def handle_data(self, data):
         if self.td: self.cells[-1] += data
 
+class _Cells(HTMLParser):
+    "Every table cell of a page, and its text with apostrophes made plain."
+    def __init__(self):
+        super().__init__(); self.cells, self.text, self.td = [], [], False
+    def handle_starttag(self, tag, attrs):
+        if tag in ('td', 'th'): self.td = True; self.cells.append('')
+    def handle_endtag(self, tag):
+        if tag in ('td', 'th'): self.td = False
+    def handle_data(self, data):
+        self.text.append(data)
+        if self.td: self.cells[-1] += data
+    @property
+    def body(self): return ' '.join(' '.join(self.text).replace('\u2019', "'").split())
+
+def has_row(cells, row): return any(cells[i:i + len(row)] == row for i in range(len(cells) - len(row) + 1))
+
+PAPER_TABLE2 = [[7, 4, 2, 1], [16, 8, 4, 2], [32, 16, 8, 4], [56, 28, 14, 7]]  # Liu et al. 2024, Table 2: rows 28-224 px, blocks 1-4
+
 def test_book_shows_the_grid(grid, tmp_path):
     out, _ = grid
     p = run_cli('book', '--runs', out, '--out', tmp_path/'book', '--project', ROOT)
@@ -84,5 +106,8 @@ def test_book_shows_the_grid(grid, tmp_path):
     for depth in (1, 2):
         accs = [json.loads((out/'e2e'/f'breastmnist-28-d{depth}-s{s}.json').read_text())['metrics']['accuracy'] for s in (0, 1)]
         assert f"{np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f} (n=2)" in t.cells, t.cells
-    methods = chromium_dom(tmp_path/'book'/'book'/'methods.html')
-    assert 'agree with the paper' in methods and '56x56' in methods
+    methods = _Cells(); methods.feed(chromium_dom(tmp_path/'book'/'book'/'methods.html'))
+    measured = [[feature_map_size(k, z) for k in (1, 2, 3, 4)] for z in (28, 64, 128, 224)]
+    for z, row in zip((28, 64, 128, 224), measured): assert has_row(methods.cells, [f'{z}x{z}'] + [f'{m}x{m}' for m in row]), methods.cells
+    verdict = 'agree' if measured == PAPER_TABLE2 else 'DO NOT agree'
+    assert f"All 16 measured sizes {verdict} with the paper's Table 2." in methods.body, methods.body

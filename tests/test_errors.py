@@ -31,27 +31,34 @@ def test_corrupted_file_is_one_line_and_left_in_place(tmp_path, shared_data):
     assert bad.stat().st_size == (shared_data/'breastmnist.npz').stat().st_size - 100
     assert not (tmp_path/'runs'/'quick').exists() or not any((tmp_path/'runs'/'quick').glob('*.json'))
 
+def causes(e: BaseException) -> list:
+    "`e` and the exceptions it was raised from or while handling."
+    out = []
+    while e is not None: out.append(e); e = e.__cause__ or e.__context__
+    return out
+
 def test_failed_download_says_what_to_fetch_and_where(tmp_path, monkeypatch):
-    info = dict(resdepth.data.INFO['breastmnist'], url='http://127.0.0.1:9/breastmnist.npz')
-    monkeypatch.setitem(resdepth.data.INFO, 'breastmnist', info)
+    info = dict(resdepth.data.INFO['breastmnist'], url='http://127.0.0.1:9/breastmnist.npz')  # nothing listens on port 9
+    monkeypatch.setitem(resdepth.data.INFO, 'breastmnist', info)  # medmnist's own table: its download reads the address here
     with pytest.raises(ResdepthError) as e: fetch('breastmnist', 28, tmp_path/'data')
     msg = str(e.value)
     assert '\n' not in msg and 'download failed' in msg
     assert info['url'] in msg and info['MD5'] in msg and str(tmp_path/'data'/'breastmnist.npz') in msg
+    assert any(isinstance(c, ConnectionRefusedError) for c in causes(e.value)), causes(e.value)  # refused there, not offline
     assert [p.name for p in (tmp_path/'data').iterdir()] == []
 
-def test_failing_cells_are_recorded_the_grid_goes_on_and_retry_failed_reruns_them(tmp_path, shared_data):
+def test_failing_cells_are_recorded_the_grid_goes_on_and_retry_failed_reruns_them(tmp_path, shared_data, private_env):
     grid = ['--study', 'fails', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0',
             '--epochs', '1', '--data-dir', shared_data, '--out', tmp_path]
-    p = run_cli('run', *grid, '--device', 'cuda:99')  # no such GPU on any machine: each cell raises inside its kernel
+    p = run_cli('run', *grid, '--device', 'cuda:99', env=private_env)  # no such GPU on any machine: each cell raises inside its kernel
     assert p.returncode == 1, p.stdout + p.stderr
     assert p.stdout.count('FAILED') == 2 and '[2/2]' in p.stdout
     for d in (1, 2):
         r = json.loads((tmp_path/'fails'/f'breastmnist-28-d{d}-s0.json').read_text())
         assert r['status'] == 'failed' and r['error'] and r['notebook'].endswith(f'breastmnist-28-d{d}-s0.ipynb')
         assert (tmp_path/'fails'/f'breastmnist-28-d{d}-s0.ipynb').exists()
-    p = run_cli('run', *grid, '--device', 'cpu')
+    p = run_cli('run', *grid, '--device', 'cpu', env=private_env)
     assert p.returncode == 1 and 'nothing to run' in p.stdout and '--retry-failed' in p.stdout, p.stdout + p.stderr
-    p = run_cli('run', *grid, '--device', 'cpu', '--retry-failed')
+    p = run_cli('run', *grid, '--device', 'cpu', '--retry-failed', env=private_env)
     assert p.returncode == 0 and '2 of 2 cells to run' in p.stdout, p.stdout + p.stderr
     assert all(json.loads(f.read_text())['status'] == 'ok' for f in (tmp_path/'fails').glob('*.json'))

@@ -7,6 +7,8 @@ import json, re
 from html.parser import HTMLParser
 import pytest
 from conftest import ROOT, run_cli, chromium_dom
+from resdepth.stats import (MARGIN, UNTESTABLE, cheapest_adequate, comparisons, dataset_name, load_records, replicate_significance,
+                            show_comparisons, table7)
 
 SETS = ('breastmnist', 'retinamnist', 'pneumoniamnist')
 
@@ -24,8 +26,13 @@ class Page(HTMLParser):
         if self._td: self.cells[-1] += data
 
 def page(book, name):
-    p = Page(); p.feed(chromium_dom(book/'book'/'book'/f'{name}.html')); p.body = ' '.join(' '.join(p.text).split())
+    p = Page(); p.feed(chromium_dom(book/'book'/'book'/f'{name}.html')); p.body = ' '.join(' '.join(p.text).replace('\u2019', "'").split())
     return p
+
+def has_row(cells, row):
+    "Whether `row` (values in order) appears as consecutive cells of a rendered table."
+    row, cells = [str(v).strip() for v in row], [c.strip() for c in cells]
+    return any(cells[i:i + len(row)] == row for i in range(len(cells) - len(row) + 1))
 
 COMPANIONS = {  # study -> extra options of its shortened CI run
     'xu2024': ['--seeds', '0', '1', '--epochs', '2'],
@@ -70,29 +77,47 @@ def test_the_study_leaves_36_records_and_weights(book):
                 '--seeds', '0', '1', '2', '--out', book/'runs')
     assert re.search(r'^all\s+36\s+0\s+0\s+0\s+0$', r.stdout, re.M), r.stdout
 
-def test_depth_chapter_has_figure_1_and_table_4(book):
+def test_depth_chapter_has_figure_1_and_table_4(book, shared_data):
     p = page(book, 'depth')
+    shown = show_comparisons(comparisons(load_records(book/'runs'/'three'), 'depth', data=shared_data))
+    assert len(shown) == 3 * 3  # blocks 1-3 against block 4 in each dataset
+    for row in shown.itertuples(index=False): assert has_row(p.cells, row), row  # marks with their direction, computed here
     assert any('figure1' in s or s.startswith('data:image/png') or s.endswith('.png') for s in p.imgs), p.imgs
     for name in ('BreastMNIST', 'RetinaMNIST', 'PneumoniaMNIST'): assert p.cells.count(name) >= 3 * 2  # 3 depths, accuracy and AUC
     recs = [json.loads((book/'runs'/'three'/f'breastmnist-28-d1-s{s}.json').read_text())['metrics']['accuracy'] for s in range(3)]
     assert any(c.startswith(f"{sum(recs) / 3:.3f} ± ") for c in p.cells)
     assert (book/'runs'/'three'/'figures'/'figure1.png').exists()
 
-def test_results_chapter_has_figure_3_and_tables_6_and_7(book):
+def test_results_chapter_has_figure_3_and_tables_6_and_7(book, shared_data):
     p = page(book, 'results')
+    df = load_records(book/'runs'/'three')
     for name in ('BreastMNIST', 'RetinaMNIST', 'PneumoniaMNIST'): assert f'{name} - 28x28' in p.cells
-    assert 'Table 6' in p.body and 'Table 7' in p.body
+    t7 = table7(df, bold='{}')
+    for label, row in t7.iterrows(): assert has_row(p.cells, [label, *row]), (label, list(row))  # Table 7, recomputed
     assert sum(c.endswith('(n=3)') for c in p.cells) == 2 * 12  # 12 configurations, accuracy and AUC
+    t6 = show_comparisons(comparisons(df, 'both', data=shared_data))
+    for row in t6.itertuples(index=False): assert has_row(p.cells, row), row  # Table 6, recomputed
+    assert ('No combination has a higher mean accuracy than the reference.' in p.body) == t6.empty
     assert (book/'runs'/'three'/'figures'/'figure3.png').exists() and (book/'runs'/'three'/'figures'/'figure2.png').exists()
 
 def test_feature_map_cost_and_replication_chapters(book):
     fm = page(book, 'featuremaps')
     assert len(fm.imgs) >= 3 and 'no saved weights' not in fm.body
     cost = page(book, 'cost')
-    assert 'frontier' in cost.body and 'cheapest' in cost.body.lower() and '11,171,266' in cost.cells
+    assert 'frontier' in cost.body and '11,171,266' in cost.cells and f'above −{MARGIN:g}' in cost.body
+    df = load_records(book/'runs'/'three')
+    best = cheapest_adequate(df)
+    assert sorted(best.dataset) == sorted(SETS)
+    saved = (100 * best.flops_saved).round(1).astype(str) + '%'
+    for r, pct in zip(best.itertuples(), saved):  # the cheapest configuration shown non-inferior, and its saving, computed from the records
+        assert has_row(cost.cells, [dataset_name(r.dataset), f'block {r.depth} @ {r.size} px', f'{r.mean:.3f} ({r.n})']), r
+        diff = f'{r.diff:+.3f}' if r.ci_low != r.ci_low else f'{r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]'
+        assert has_row(cost.cells, [pct, diff, 'non-inferior']), (r, pct, diff)
     rep = page(book, 'replication')
     assert '12 of 128 published configurations run' in rep.body and '1244 of 1280 cells missing' in rep.body
     assert rep.cells.count('not run') > 100
+    v = replicate_significance(df).verdict.value_counts()
+    assert ', '.join(f'{v.get(s, 0)} {s}' for s in ('agree', 'disagree', UNTESTABLE, 'not run')) + f' (of {v.sum()} calls).' in rep.body
 
 def test_performance_appendix_shows_every_benchmark_file(book):
     files = sorted((ROOT/'bench').glob('*.json'))
@@ -145,7 +170,10 @@ def test_companion_chapters_show_ours_beside_the_papers(book):
     hud = page(book, 'hudson2024')
     for k, b in NOT_BUILDABLE.items():
         size = int(k.split('-')[2]); assert f'not buildable: a {size}x{size} map collapses after block {b} of {k[-4]}' in hud.cells
-    assert 'not buildable: a 128x128 map collapses after block 3 of 4' in hud.cells and '4 of 16 size-depth combinations are not buildable' in hud.body
+    combos = {(r['config']['size'], r['config']['depth']): r['status'] for r in records(book, 'hudson2024').values()}
+    n_bad = sum(s == 'not_buildable' for s in combos.values())
+    assert 'not buildable: a 128x128 map collapses after block 3 of 4' in hud.cells
+    assert f'{n_bad} of {len(combos)} size-depth combinations are not buildable' in hud.body  # counted from the records
     size = page(book, 'inputsize')
     assert 'FLOPs exponent' in size.cells and '32 → 64' in size.cells and '64 → 128' in size.cells
     assert sum(c == 'BreastMNIST' for c in size.cells) >= 2 * 3 + 2 * 2 + 2  # accuracy rows, size steps, exponents
