@@ -115,7 +115,7 @@ def _status(a)->int:
     t, s = study_status(cells, Path(a.out)/study_name(a.study))
     print(t.to_string())
     mean = 'no cell finished yet' if s['mean_cell_seconds'] is None else f"mean cell {s['mean_cell_seconds']:.1f} s"
-    print(f"{mean}; about {_hms(s['eta_seconds'])} left")
+    print(f"{mean}; " + ('ETA unknown until a cell finishes' if s['eta_seconds'] is None else f"about {_hms(s['eta_seconds'])} left"))
     return 0
 
 def _book(a)->int:

@@ -7,6 +7,7 @@ Docs: https://resdepth.github.io/resdepth/data.html.md"""
 # %% ../nbs/02_data.ipynb #9b358e7f
 from __future__ import annotations
 import shutil, tempfile
+from importlib.resources import files
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,14 +17,14 @@ from sklearn.model_selection import train_test_split
 from fastai.data.core import DataLoaders
 from fastai.torch_core import to_detach
 from torch import nn
-from .core import ResdepthError, data_dir, md5sum
+from .core import ResdepthError, data_dir, md5sum, write_atomic
 from .vision import VISION, class_names, fetch_vision, load_vision, write_vision
 
 # %% auto #0
 __all__ = ['DATASETS', 'SIZES', 'DERIVED', 'check_dataset', 'medmnist_flag', 'check_size', 'stored_sizes', 'check_stored_size',
            'label_names', 'n_classes', 'n_channels', 'n_outputs', 'task', 'npz_name', 'official_md5', 'official_url',
-           'fetch', 'ensure', 'paper_split', 'load_official', 'load_split', 'write_medmnist', 'to_tensor', 'resize',
-           'crop_flip', 'TensorBatches', 'cell_data']
+           'shipped', 'fetch', 'ensure', 'paper_split', 'load_official', 'load_split', 'write_medmnist', 'to_tensor',
+           'resize', 'crop_flip', 'TensorBatches', 'cell_data']
 
 # %% ../nbs/02_data.ipynb #4a130047
 DATASETS = ('bloodmnist', 'breastmnist', 'dermamnist', 'pneumoniamnist',
@@ -118,15 +119,32 @@ def _download(flag, size, root:Path):
         raise ResdepthError(f"{name} is missing from {root} and the download failed ({reason}); {hint}") from None
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+def shipped(flag:str, size:int)->Path|None:
+    "The official file of `flag` at `size` px that ships inside resdepth (BreastMNIST at 28 px, the quick study's), else None."
+    f = Path(str(files('resdepth')))/'datasets'/npz_name(flag, size)
+    return f if f.is_file() else None
+
+def _copy_shipped(src:Path, root:Path, log=print):
+    "Copy the shipped file `src` into the data directory `root`, atomically, and say so in one line."
+    try: write_atomic(root/src.name, src.read_bytes())
+    except OSError as e:
+        raise ResdepthError(f"{src.name} is missing from {root} and the copy shipped with resdepth cannot be written there ({e.strerror}); "
+                            f"point --data-dir / RESDEPTH_DATA at a folder you can write to") from None
+    log(f"{src.name} was not in {root}: copied the {src.name} shipped with resdepth there "
+        f"(the official MedMNIST file, CC BY 4.0, attribution in resdepth/datasets/README.md)")
+
 def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'breastmnist', 'chestmnist-nofinding'
           size:int, # 28, 64, 128 or 224
           path:str|Path|None=None, # data directory; default `$RESDEPTH_DATA` or ./data
           verify:bool=True, # check the file's MD5 against `INFO`
+          log=print, # says where a missing file came from
          )->Path:
-    "Path of the verified official file, downloading it if missing."
+    "Path of the verified official file; a missing one is copied from the package (BreastMNIST 28 px) or downloaded."
     flag = _source(flag)
     root = data_dir(path); f = root/npz_name(flag, size)
-    if not f.exists(): _download(flag, size, root)
+    if not f.exists():
+        if (src := shipped(flag, size)) is not None: _copy_shipped(src, root, log)
+        else: _download(flag, size, root)
     if not verify: return f
     md5, got = official_md5(flag, size), md5sum(f)
     if got != md5:
@@ -134,10 +152,10 @@ def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'brea
                             f"replace it with {official_url(flag, size)}")
     return f
 
-def ensure(name:str, size:int, path:str|Path|None=None, verify:bool=True)->Path:
-    "The checked official file (MedMNIST) or folder (torchvision) holding `name` at `size` pixels, downloaded if missing."
+def ensure(name:str, size:int, path:str|Path|None=None, verify:bool=True, log=print)->Path:
+    "The checked official file (MedMNIST) or folder (torchvision) holding `name` at `size` pixels, copied or downloaded if missing."
     check_stored_size(name, size)
-    return fetch(name, size, path, verify) if medmnist_flag(name) is not None else fetch_vision(name, path, verify)
+    return fetch(name, size, path, verify, log) if medmnist_flag(name) is not None else fetch_vision(name, path, verify)
 
 # %% ../nbs/02_data.ipynb #16bb0054
 def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->dict:

@@ -338,7 +338,7 @@ def plan(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_faile
             + ("" if retry_failed or not n_failed else " (rerun failed cells with --retry-failed)"))
         return [], want, dict(total=len(cells), ran=0, held=0, wall={}, failed=[states[c.cell_id][1] for c in cells if states[c.cell_id][0] == 'failed'])
     if check_data:
-        for d, s, v in dict.fromkeys((c.dataset, c.resize_from or c.size, c.verify) for c in todo): ensure(d, s, data_path, v)
+        for d, s, v in dict.fromkeys((c.dataset, c.resize_from or c.size, c.verify) for c in todo): ensure(d, s, data_path, v, log)
     log(f"{study_dir}: {len(todo)} of {len(cells)} cells to run ({n_done} done, {n_failed} failed)")
     return todo, want, None
 
@@ -409,9 +409,9 @@ def study_status(cells:list[CellConfig], study_dir:str|Path)->tuple:
                  seconds=(sv[c.cell_id][1] or {}).get('seconds', {}).get('total')) for c in cells]
     df = pd.DataFrame(rows)
     states = ['done', 'failed', 'running', 'corrupt', 'pending']
-    t = pd.crosstab(df.dataset, pd.Categorical(df.state, categories=states), dropna=False).reindex(columns=states, fill_value=0)
+    t = pd.crosstab(df.dataset, pd.Categorical(df.state, categories=states), dropna=False, colnames=['state']).reindex(columns=states, fill_value=0)
     t.loc['all'] = t.sum()
     mean = df.loc[df.state == 'done', 'seconds'].mean()
     left = t.loc['all', 'pending'] + t.loc['all', 'corrupt'] + t.loc['all', 'running']
-    eta = mean * left / max(1, t.loc['all', 'running']) if left and mean == mean else 0.0
-    return t, dict(mean_cell_seconds=None if mean != mean else float(mean), eta_seconds=float(eta))
+    eta = None if mean != mean and left else mean * left / max(1, t.loc['all', 'running']) if left else 0.0  # unknown until a cell finishes
+    return t, dict(mean_cell_seconds=None if mean != mean else float(mean), eta_seconds=None if eta is None else float(eta))

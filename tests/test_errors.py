@@ -38,12 +38,12 @@ def causes(e: BaseException) -> list:
     return out
 
 def test_failed_download_says_what_to_fetch_and_where(tmp_path, monkeypatch):
-    info = dict(resdepth.data.INFO['breastmnist'], url='http://127.0.0.1:9/breastmnist.npz')  # nothing listens on port 9
-    monkeypatch.setitem(resdepth.data.INFO, 'breastmnist', info)  # medmnist's own table: its download reads the address here
-    with pytest.raises(ResdepthError) as e: fetch('breastmnist', 28, tmp_path/'data')
+    info = dict(resdepth.data.INFO['pneumoniamnist'], url='http://127.0.0.1:9/pneumoniamnist.npz')  # nothing listens on port 9
+    monkeypatch.setitem(resdepth.data.INFO, 'pneumoniamnist', info)  # medmnist's own table: its download reads the address here
+    with pytest.raises(ResdepthError) as e: fetch('pneumoniamnist', 28, tmp_path/'data')
     msg = str(e.value)
     assert '\n' not in msg and 'download failed' in msg
-    assert info['url'] in msg and info['MD5'] in msg and str(tmp_path/'data'/'breastmnist.npz') in msg
+    assert info['url'] in msg and info['MD5'] in msg and str(tmp_path/'data'/'pneumoniamnist.npz') in msg
     assert any(isinstance(c, ConnectionRefusedError) for c in causes(e.value)), causes(e.value)  # refused there, not offline
     assert [p.name for p in (tmp_path/'data').iterdir()] == []
 

@@ -33,3 +33,10 @@ def test_status_shows_each_state_per_dataset_and_an_eta_from_the_records(tmp_pat
     assert 'mean cell 30.0 s; about 0:01:00 left' in r.stdout, r.stdout
     assert json.loads(record_path(study, cells['breastmnist', 1]).read_text())['seconds']['total'] == 10.0  # status writes nothing
     assert record_path(study, cells['breastmnist', 4]).read_text() == '{"cell_id": "breastmn'
+
+def test_status_says_the_eta_is_unknown_until_a_cell_finishes(tmp_path):
+    r = run_cli('status', 'fresh', *AXES, '--out', tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[0].split() == ['state', 'done', 'failed', 'running', 'corrupt', 'pending'], r.stdout  # no pandas 'col_0'
+    assert 'no cell finished yet; ETA unknown until a cell finishes' in r.stdout, r.stdout
+    assert not (tmp_path/'fresh').exists()  # status writes nothing
