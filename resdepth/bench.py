@@ -20,7 +20,8 @@ from .core import CellConfig, data_dir, environment, pick_device, utc_now, write
 from .data import TensorBatches, fetch, load_split, npz_name, to_tensor
 from .models import truncated_resnet
 from .train import make_learner
-from .grid import run_grid, run_cell, study_cells
+from .studies import study_cells
+from .grid import run_cell, run_grid
 
 # %% auto #0
 __all__ = ['TARGETS', 'PLANS', 'machine', 'matmul_peak', 'train_flops', 'bench_tensors', 'TrainTimer', 'resdepth_rate',

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse, sys, time
 from pathlib import Path
 from .core import CellConfig, ResdepthError
-from .grid import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard, plan, run_grid, study_status, _hms
+from .studies import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard
+from .records import study_status
+from .grid import prepare, run_grid, _hms
 from .book import render_book
 
 # %% auto #0
@@ -93,7 +95,7 @@ def _run(a)->int:
     out = Path(a.out)/study_name(a.study)
     _check_scale_options(a)
     if a.dry_run:
-        todo, _, _ = plan(cells, out, a.data_dir, a.retry_failed, check_data=False)
+        todo, _, _ = prepare(cells, out, a.data_dir, a.retry_failed, check_data=False)
         for c in todo: print(c.cell_id)
         print("dry run: nothing trained or written; the data files were not checked")
         return 0

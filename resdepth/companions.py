@@ -231,7 +231,7 @@ def protocol_table(study:str)->pd.DataFrame:
     "The settings of `study` that differ from the main study's protocol (`CellConfig` defaults), with the values used."
     from dataclasses import asdict, fields
     from resdepth.core import CellConfig
-    from resdepth.grid import study_cells
+    from resdepth.studies import study_cells
     cells, base = study_cells(study), CellConfig()
     rows = []
     axes = ('dataset', 'size', 'depth', 'seed', 'arch')

@@ -39,7 +39,7 @@ class CellConfig:
     augment:str='none' # 'none' as published, or 'crop-flip': random crop after 4-pixel padding and horizontal flip
     resize_from:int=0 # 0: read the file made at `size`; else read the file at this size and resize it to `size` (bilinear)
     bs:int=32 # training batch size, as published
-    eval_bs:int=1024 # evaluation batch size; only speed depends on it
+    eval_bs:int=1024 # evaluation chunk at 28 px; other sizes take chunks of as many pixels (`eval_chunk`); only speed and memory depend on it
     epochs:int=50 # most epochs, as published
     patience:int=10 # early stopping on validation loss, as published; 0 trains every epoch
     restore_best:bool=True # test the weights of the lowest validation loss, not the last epoch's

@@ -7,6 +7,7 @@ Docs: https://resdepth.github.io/resdepth/data.html.md"""
 # %% ../nbs/02_data.ipynb #9b358e7f
 from __future__ import annotations
 import shutil, tempfile
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 import numpy as np
@@ -23,8 +24,9 @@ from .vision import VISION, class_names, fetch_vision, load_vision, write_vision
 # %% auto #0
 __all__ = ['DATASETS', 'SIZES', 'DERIVED', 'check_dataset', 'medmnist_flag', 'check_size', 'stored_sizes', 'check_stored_size',
            'label_names', 'n_classes', 'n_channels', 'n_outputs', 'task', 'npz_name', 'official_md5', 'official_url',
-           'shipped', 'fetch', 'ensure', 'paper_split', 'load_official', 'load_split', 'write_medmnist', 'to_tensor',
-           'resize', 'crop_flip', 'TensorBatches', 'cell_data']
+           'shipped', 'fetch', 'ensure', 'paper_split', 'load_official', 'split_indices', 'load_split',
+           'write_medmnist', 'pixels', 'normalise', 'to_tensor', 'resize', 'model_input', 'crop_flip', 'TensorBatches',
+           'eval_chunk', 'cell_data']
 
 # %% ../nbs/02_data.ipynb #4a130047
 DATASETS = ('bloodmnist', 'breastmnist', 'dermamnist', 'pneumoniamnist',
@@ -165,28 +167,61 @@ def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->d
     tr, va = train_test_split(rest, test_size=valid/(1-test), stratify=labels[rest], random_state=seed)
     return dict(train=tr, valid=va, test=te)
 
-def load_official(name:str, size:int, path:str|Path|None=None, verify:bool=True)->dict:
-    "The official parts of `name` at `size`: {'train', 'val' (MedMNIST only), 'test'} -> (uint8 images, int64 labels)."
+def _official(name:str, size:int, path:str|Path|None=None, verify:bool=True)->tuple:
+    "(official part -> int64 labels, in the order train, val, test; a function reading one part's uint8 images)."
     flag = medmnist_flag(name)
     if flag is None:
         ensure(name, size, path, verify)
-        return load_vision(name, path, verify=False)  # `ensure` has checked the files
-    with np.load(fetch(name, size, path, verify)) as z: d = {k: z[k] for k in z.files}
+        d = load_vision(name, path, verify=False)  # `ensure` has checked the files; each part is handed over once
+        return {k: y for k, (_, y) in d.items()}, lambda k: d.pop(k)[0]
+    f = fetch(name, size, path, verify)
     relabel = DERIVED.get(name, {}).get('labels', lambda y: y.reshape(-1).astype(np.int64))
-    return {k: (d[f'{k}_images'], relabel(d[f'{k}_labels'])) for k in ('train', 'val', 'test')}
+    with np.load(f) as z: labels = {k: relabel(z[f'{k}_labels']) for k in ('train', 'val', 'test')}
+    def images(k):
+        with np.load(f) as z: return z[f'{k}_images']
+    return labels, images
+
+def load_official(name:str, size:int, path:str|Path|None=None, verify:bool=True)->dict:
+    "The official parts of `name` at `size`: {'train', 'val' (MedMNIST only), 'test'} -> (uint8 images, int64 labels)."
+    labels, images = _official(name, size, path, verify)
+    return {k: (images(k), y) for k, y in labels.items()}
+
+def split_indices(labels:dict, # official part -> its labels, in the order train, val (MedMNIST only), test
+                  seed:int, split:str='paper')->dict:
+    "{'train','valid','test'} -> indices into the official parts laid end to end, from the labels alone."
+    ends = np.cumsum([len(y) for y in labels.values()])
+    part = {k: np.arange(e - len(y), e) for (k, y), e in zip(labels.items(), ends)}
+    if split == 'official':
+        if 'val' not in labels: raise ValueError("no official validation split (torchvision's datasets have none); use split 'holdout' (official test, train split 80/20)")
+        return dict(train=part['train'], valid=part['val'], test=part['test'])
+    y = np.concatenate(list(labels.values()))
+    if split == 'paper': return paper_split(y, seed)
+    if split != 'holdout': raise ValueError(f"unknown split {split!r}; choose 'paper', 'official' or 'holdout'")
+    pool = np.concatenate([part[k] for k in ('train', 'val') if k in part])
+    tr, va = train_test_split(pool, test_size=0.2, stratify=y[pool], random_state=seed)
+    return dict(train=tr, valid=va, test=part['test'])
+
+def _gather(labels:dict, images, idx:dict, chunk:int=64)->dict:
+    "Each split's images copied from the official parts, read one at a time, `chunk` images per copy; a split that is a whole part is that part."
+    out, start = {}, 0
+    for k, y in labels.items():
+        x, stop = images(k), start + len(y)
+        for s, i in idx.items():
+            if np.array_equal(i, np.arange(start, stop)): out[s] = x; continue
+            if s not in out: out[s] = np.empty((len(i),) + x.shape[1:], x.dtype)
+            pos = np.flatnonzero((i >= start) & (i < stop))
+            for j in range(0, len(pos), chunk): out[s][pos[j:j+chunk]] = x[i[pos[j:j+chunk]] - start]
+        del x  # before the next part is read
+        start = stop
+    return out
 
 def load_split(name:str, size:int, seed:int=0, split:str='paper', path:str|Path|None=None, verify:bool=True)->dict:
     "{'train','valid','test'} -> (images uint8, labels int64) for `name` at `size`."
-    d = load_official(name, size, path, verify)
-    if split == 'official':
-        if 'val' not in d: raise ValueError(f"{name} has no official validation split; use split 'holdout' (official test, train split 80/20)")
-        return dict(train=d['train'], valid=d['val'], test=d['test'])
-    pool = [d[k] for k in (('train', 'val', 'test') if split == 'paper' else ('train', 'val')) if k in d]
-    x, y = np.concatenate([p[0] for p in pool]), np.concatenate([p[1] for p in pool])
-    if split == 'paper': return {s: (x[i], y[i]) for s, i in paper_split(y, seed).items()}
-    if split != 'holdout': raise ValueError(f"unknown split {split!r}; choose 'paper', 'official' or 'holdout'")
-    tr, va = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=seed)
-    return dict(train=(x[tr], y[tr]), valid=(x[va], y[va]), test=d['test'])
+    labels, images = _official(name, size, path, verify)
+    idx = split_indices(labels, seed, split)
+    y = np.concatenate(list(labels.values()))
+    x = _gather(labels, images, idx)
+    return {s: (x[s], y[i]) for s, i in idx.items()}
 
 # %% ../nbs/02_data.ipynb #f9713dfc
 def write_medmnist(flag:str, root:str|Path, size:int=28, n:int=120, seed:int=0)->Path:
@@ -208,6 +243,15 @@ def write_medmnist(flag:str, root:str|Path, size:int=28, n:int=120, seed:int=0)-
     return f
 
 # %% ../nbs/02_data.ipynb #9a49d765
+def pixels(images:np.ndarray, device=None)->torch.Tensor:
+    "uint8 images (N,H,W) or (N,H,W,C) -> uint8 NCHW on `device`; colour stays in the file's (channels_last) memory, and on a CPU nothing is copied."
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    return (x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)).to(device)
+
+def normalise(x:torch.Tensor)->torch.Tensor:
+    "uint8 pixels -> float in [-1, 1], as `ToTensor` then `Normalize(0.5, 0.5)`: x / 255, - 0.5, / 0.5."
+    return x.float().div_(255).sub_(0.5).div_(0.5)
+
 def to_tensor(images:np.ndarray, device=None)->torch.Tensor:
     "uint8 images (N,H,W) or (N,H,W,C) -> float NCHW in [-1, 1], on `device`."
     x = torch.from_numpy(np.ascontiguousarray(images))
@@ -219,6 +263,10 @@ def resize(x:torch.Tensor, size:int, bs:int=256)->torch.Tensor:
     if x.shape[-1] == size: return x
     f = lambda c: nn.functional.interpolate(c, size=(size, size), mode='bilinear', align_corners=False, antialias=size < x.shape[-1])
     return torch.cat([f(x[i:i+bs]) for i in range(0, len(x), bs)]) if len(x) else x.new_zeros(0, x.shape[1], size, size)
+
+def model_input(x:torch.Tensor, size:int)->torch.Tensor:
+    "A batch of uint8 pixels as the network sees it: normalised, then resized to `size` when it differs."
+    return resize(normalise(x), size)
 
 def crop_flip(x:torch.Tensor, gen:torch.Generator, pad:int=4)->torch.Tensor:
     "Per image: a random crop of the original size from `x` padded by `pad` black pixels, then a flip with probability 0.5."
@@ -233,9 +281,16 @@ def crop_flip(x:torch.Tensor, gen:torch.Generator, pad:int=4)->torch.Tensor:
     return xp[i, :, rows[:, :, None], cols.to(x.device)[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 class TensorBatches:
-    "Iterate (x, y) batches as slices of in-memory tensors; a fastai `DataLoaders` can wrap it."
-    def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int, shuffle:bool=False, seed:int=0, augment=None):
-        self.x, self.y, self.bs, self.shuffle, self.augment = x, y, bs, shuffle, augment
+    "Iterate (x, y) batches as slices of in-memory tensors, each passed through `tfm` (and, shuffled, `augment`); a fastai `DataLoaders` can wrap it."
+    def __init__(self, x:torch.Tensor, # images, e.g. uint8 `pixels`
+                 y:torch.Tensor, # labels
+                 bs:int, # images per batch
+                 shuffle:bool=False, # a new order every pass, drawn from the loader's own generator
+                 seed:int=0, # that generator's seed
+                 augment=None, # `augment(x, gen)` on each shuffled batch after `tfm`, e.g. `crop_flip`
+                 tfm=None, # `tfm(x)` on each batch first, e.g. `model_input`; None leaves the slice as it is
+                ):
+        self.x, self.y, self.bs, self.shuffle, self.augment, self.tfm = x, y, bs, shuffle, augment, tfm
         self.gen = torch.Generator().manual_seed(seed)
 
     @property
@@ -254,24 +309,33 @@ class TensorBatches:
         "fastai's hook for losses and metrics: detach them but keep them on the device, so they are read once per epoch."
         return to_detach(b, cpu=False, gather=gather)
 
+    def _ready(self, x): return x if self.tfm is None else self.tfm(x)
     def __len__(self): return len(self._bounds())
     def __iter__(self):
         if not self.shuffle:
-            for a, b in self._bounds(): yield self.x[a:b], self.y[a:b]
+            for a, b in self._bounds(): yield self._ready(self.x[a:b]), self.y[a:b]
             return
         order = torch.randperm(len(self.x), generator=self.gen).to(self.x.device)
         for a, b in self._bounds():
             i = order[a:b]
-            yield (self.x[i] if self.augment is None else self.augment(self.x[i], self.gen)), self.y[i]
+            x = self._ready(self.x[i])
+            yield (x if self.augment is None else self.augment(x, self.gen)), self.y[i]
 
 # %% ../nbs/02_data.ipynb #47c02389
+def eval_chunk(eval_bs:int, # images per evaluation chunk at 28 px
+               size:int, # the cell's image side
+              )->int:
+    "Images per evaluation chunk at `size` px: `eval_bs` at 28 px or less, else as many as hold the pixels of `eval_bs` 28 px images (at least one)."
+    return max(1, min(eval_bs, eval_bs * 28**2 // size**2))
+
 def cell_data(cfg, # a `CellConfig`: dataset, size, resize_from, seed, split, bs, eval_bs, augment, verify
               path:str|Path|None=None, # data directory
               device=None)->tuple:
-    "(fastai DataLoaders for train/valid, (x_test, y_test), split sizes) for one cell."
+    "(fastai DataLoaders for train/valid, the test images' `TensorBatches`, split sizes) for one cell; pixels stay uint8 until a batch is drawn."
     parts = load_split(cfg.dataset, cfg.resize_from or cfg.size, cfg.seed, cfg.split, path, cfg.verify)
-    t = {s: (resize(to_tensor(x, device), cfg.size), torch.from_numpy(y).to(device)) for s, (x, y) in parts.items()}
-    dls = DataLoaders(TensorBatches(*t['train'], bs=cfg.bs, shuffle=True, seed=cfg.seed,
+    t = {s: (pixels(x, device), torch.from_numpy(y).to(device)) for s, (x, y) in parts.items()}
+    tfm, chunk = partial(model_input, size=cfg.size), eval_chunk(cfg.eval_bs, cfg.size)
+    dls = DataLoaders(TensorBatches(*t['train'], bs=cfg.bs, shuffle=True, seed=cfg.seed, tfm=tfm,
                                     augment=crop_flip if cfg.augment == 'crop-flip' else None),
-                      TensorBatches(*t['valid'], bs=cfg.eval_bs), device=device)
-    return dls, t['test'], {s: len(y) for s, (_, y) in parts.items()}
+                      TensorBatches(*t['valid'], bs=chunk, tfm=tfm), device=device)
+    return dls, TensorBatches(*t['test'], bs=chunk, tfm=tfm), {s: len(y) for s, (_, y) in parts.items()}

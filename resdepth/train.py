@@ -105,11 +105,12 @@ class EpochHistory(Callback):
 
 # %% ../nbs/03_train.ipynb #dc818ca3
 @torch.no_grad()
-def predict_proba(model:nn.Module, x:torch.Tensor, bs:int=1024, precision:str='fp32')->np.ndarray:
-    "Class probabilities for `x` (N, classes), in eval mode in batches of `bs`, under autocast when `precision` is 'bf16'."
+def predict_proba(model:nn.Module, batches, precision:str='fp32')->np.ndarray:
+    "Class probabilities (N, classes) for the images of `batches` ((x, y) pairs, e.g. a `TensorBatches`), in eval mode, under autocast when `precision` is 'bf16'."
     model.eval()
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
-        out = torch.cat([model(x[i:i+bs]).float() for i in range(0, len(x), bs)])
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+        out = torch.cat([model(x).float() for x, _ in batches])
     if out.shape[1] == 1: p = out.sigmoid(); out = torch.cat([1 - p, p], 1)  # one sigmoid output: P(class 1)
     else: out = out.softmax(1)
     return out.cpu().numpy()
@@ -200,14 +201,14 @@ def train_cell(cfg:CellConfig, # what to train
     try: model = build_model(cfg.arch, cfg.depth, outs, chans, cfg.size)
     except Unbuildable as e: return unbuildable_record(cfg, str(e))
     cost = measure(model, cfg.size, chans)
-    dls, (x_test, y_test), n = cell_data(cfg, data_path, device)
+    dls, test, n = cell_data(cfg, data_path, device)
     t_data = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         learn = make_learner(cfg, dls, model, tmp, log)
         with learn.no_bar(): learn.fit(cfg.epochs, lr=cfg.lr)
     hist = learn.epoch_history.rows
     t_train = time.perf_counter()
-    metrics = test_metrics(predict_proba(learn.model, x_test, cfg.eval_bs, cfg.precision), y_test.cpu().numpy())
+    metrics = test_metrics(predict_proba(learn.model, test, cfg.precision), test.y.cpu().numpy())
     t_eval = time.perf_counter()
     if model_path:
         state = {k: v.contiguous() for k, v in getattr(learn.model, '_orig_mod', learn.model).state_dict().items()}

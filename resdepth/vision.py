@@ -74,14 +74,25 @@ def fetch_vision(name:str, # 'cifar10', 'cifar100' or 'fashionmnist'
 
 # %% ../nbs/02b_vision.ipynb #3293e496
 def _idx(path:Path)->np.ndarray:
-    "An unsigned-byte IDX array from a gzipped file (the MNIST format: zero, type, rank, big-endian sizes, data)."
-    raw = gzip.decompress(path.read_bytes())
-    if raw[:2] != b'\0\0' or raw[2] != 0x08: raise ResdepthError(f"{path} is not an unsigned-byte IDX file; replace it with the official one")
-    shape = tuple(int.from_bytes(raw[4 + 4*i: 8 + 4*i], 'big') for i in range(raw[3]))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4*len(shape)).reshape(shape)
+    "An unsigned-byte IDX array from a gzipped file (the MNIST format: zero, type, rank, big-endian sizes, data), decompressed straight into the array."
+    bad = f"{path} is not a complete unsigned-byte IDX file; replace it with the official one"
+    with gzip.open(path, 'rb') as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:3] != b'\0\0\x08': raise ResdepthError(bad)
+        out = np.empty(tuple(int.from_bytes(f.read(4), 'big') for _ in range(head[3])), np.uint8)
+        if f.readinto(out.reshape(-1)) != out.size: raise ResdepthError(bad)
+    return out
 
 def _unpickle(path:Path)->dict:
     with open(path, 'rb') as f: return pickle.load(f, encoding='latin1')
+
+def _cifar_images(batches:list)->np.ndarray:
+    "The rows of CIFAR's batch dictionaries as one (N, H, W, C) array, each batch's rows freed once copied."
+    x, a = np.empty((sum(len(b['data']) for b in batches), 32, 32, 3), np.uint8), 0
+    while batches:
+        rows = batches.pop(0)['data']
+        x[a:a + len(rows)] = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1); a += len(rows)
+    return x
 
 def load_vision(name:str, path:str|Path|None=None, verify:bool=True)->dict:
     "{'train', 'test'} -> (uint8 images (N,H,W) or (N,H,W,C), int64 labels) of `name`, from its official files."
@@ -92,10 +103,10 @@ def load_vision(name:str, path:str|Path|None=None, verify:bool=True)->dict:
         if spec['format'] == 'idx':
             x, y = (_idx(folder/f) for f in spec[split])
         else:
-            parts = [_unpickle(folder/f) for f in spec[split]]
-            x = np.concatenate([p['data'] for p in parts]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            y = np.concatenate([p[spec['labels']] for p in parts])
-        out[split] = (np.ascontiguousarray(x), np.asarray(y, dtype=np.int64))
+            batches = [_unpickle(folder/f) for f in spec[split]]
+            y = np.concatenate([b[spec['labels']] for b in batches])
+            x = _cifar_images(batches)
+        out[split] = (x, np.asarray(y, dtype=np.int64))
     return out
 
 def class_names(name:str, path:str|Path|None=None)->list[str]:

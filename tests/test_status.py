@@ -2,7 +2,8 @@
 import json
 from conftest import run_cli
 from resdepth.core import write_json
-from resdepth.grid import lock_path, record_path, study_cells
+from resdepth.records import lock_path, record_path
+from resdepth.studies import study_cells
 from resdepth.locks import claim
 
 AXES = ['--datasets', 'breastmnist', 'retinamnist', '--sizes', '28', '--depths', '1', '2', '3', '4', '--seeds', '0']
