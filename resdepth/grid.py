@@ -16,7 +16,7 @@ from .core import CellConfig, ResdepthError, data_dir
 from .locks import claim
 from .data import ensure
 from .studies import check_study
-from .records import check_protocol, lock_path, read_record, record_path, record_state, set_aside, study_records, write_failure
+from .records import lock_path, read_record, record_path, record_state, set_aside, study_records, write_failure
 from .kernel import CellKernel
 
 # %% auto #0
@@ -75,8 +75,6 @@ def prepare(cells:list[CellConfig], study_dir:str|Path, data_path=None, retry_fa
     on_disk = study_records(study_dir)
     check_study(cells, {study_dir/f'{i}.json': r for i, (s, r) in on_disk.items() if s == 'done'})
     states = {c.cell_id: on_disk.get(c.cell_id, ('pending', None)) for c in cells}
-    for c in cells:
-        if states[c.cell_id][0] == 'done': check_protocol(states[c.cell_id][1], c, record_path(study_dir, c))
     want = ('failed',) if retry_failed else ('pending', 'corrupt')
     todo = [c for c in cells if states[c.cell_id][0] in want]
     count = lambda s: sum(v[0] == s for v in states.values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime, json
 from dataclasses import asdict
 from pathlib import Path
-from .core import CellConfig, ResdepthError, utc_now, write_json
+from .core import CellConfig, ResdepthError, utc_now, write_json, protocol_difference
 from .locks import holder
 
 # %% auto #0
@@ -44,12 +44,10 @@ def set_aside(path:str|Path)->Path:
     return dst
 
 def check_protocol(record:dict, cfg:CellConfig, path)->None:
-    "Raise if `record` was made under another protocol than `cfg`."
-    want, have = cfg.protocol(), {k: v for k, v in record.get('config', {}).items() if k != 'device'}
-    for k in want:
-        if have.get(k, want[k]) != want[k]:
-            raise ResdepthError(f"{path} was made with {k}={have.get(k)!r} but this run asks for {k}={want[k]!r}; "
-                                f"use another --study name or --out directory, or remove that study's records")
+    "Raise if `record` may not share a study with `cfg` (`resdepth.core.protocol_difference`, the rule `check_study` applies to a folder)."
+    if d := protocol_difference(record.get('config', {}), cfg):
+        raise ResdepthError(f"{path} was made with {d[0]}={d[1]!r} but this run asks for {d[0]}={d[2]!r}; "
+                            f"use another --study name or --out directory, or remove that study's records")
 
 # %% ../nbs/04b_records.ipynb #eeaed90b
 def write_failure(path:str|Path, cfg:CellConfig, error:str, notebook:str)->dict:
