@@ -6,8 +6,9 @@ Docs: https://resdepth.github.io/resdepth/bench.html.md"""
 
 # %% ../nbs/08_bench.ipynb #f9f633df
 from __future__ import annotations
-import contextlib, io, json, os, platform, statistics, tempfile, time
-from dataclasses import replace
+import contextlib, io, itertools, json, os, platform, statistics, subprocess, sys, tempfile, time, zipfile
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,17 +17,21 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
+from fastai.torch_core import set_seed
+from medmnist import INFO
 from .core import CellConfig, data_dir, environment, pick_device, utc_now, write_json
-from .data import TensorBatches, fetch, load_split, npz_name, to_tensor
-from .models import truncated_resnet
-from .train import make_learner
+from .data import TensorBatches, cell_data, fetch, load_split, model_input, n_channels, n_outputs, normalise, npz_name, pixels
+from .models import build_model, measure, truncated_resnet
+from .train import _set_speed, make_learner, peak_memory, predict_proba, reset_peak_memory
 from .studies import study_cells
 from .grid import run_cell, run_grid
 
 # %% auto #0
-__all__ = ['TARGETS', 'PLANS', 'machine', 'matmul_peak', 'train_flops', 'bench_tensors', 'TrainTimer', 'resdepth_rate',
-           'plain_rate', 'medmnist_rate', 'throughput', 'runner_overhead', 'workers_speedup', 'bench', 'headline',
-           'report']
+__all__ = ['MEMORY_TARGETS', 'TARGETS', 'PLANS', 'machine', 'matmul_peak', 'train_flops', 'bench_tensors', 'batch_input',
+           'TrainTimer', 'resdepth_rate', 'plain_rate', 'medmnist_rate', 'throughput', 'runner_overhead',
+           'workers_speedup', 'normalise_cost', 'image_counts', 'write_official', 'check_official', 'FirstBatches',
+           'memory_cell', 'fresh_cell', 'fresh_forecasts', 'forecast_peak', 'memory_checks', 'memory_lines',
+           'bench_memory', 'bench', 'headline', 'report', 'memory_met', 'memory_table', 'memory_report']
 
 # %% ../nbs/08_bench.ipynb #aac629b5
 def machine(device:torch.device)->dict:
@@ -61,12 +66,16 @@ def _native(size:int, path=None)->bool:
     return size == 28 or (data_dir(path)/npz_name('breastmnist', size)).exists()
 
 def bench_tensors(size:int, path=None, device=None)->tuple:
-    "BreastMNIST training images (paper split, seed 0) at `size` as normalised tensors; enlarged from 28 px if that file is absent."
+    "BreastMNIST training images (paper split, seed 0) at `size` as uint8 `pixels` on `device`, and their labels; enlarged from 28 px (nearest) if that file is absent."
     src = size if _native(size, path) else 28
     x, y = load_split('breastmnist', src, 0, 'paper', data_dir(path))['train']
-    x = to_tensor(x, device)
-    if src != size: x = F.interpolate(x, size=(size, size), mode='nearest')
+    x = pixels(x, device)
+    if src != size: x = F.interpolate(x, size=(size, size), mode='nearest')  # copies pixels: the same before or after normalising
     return x.contiguous(), torch.from_numpy(y).to(device)
+
+def batch_input(x:torch.Tensor):
+    "What makes a batch of `x` the network's input: `model_input` at `x`'s size for uint8 pixels (as `cell_data`), None for tensors already normalised."
+    return partial(model_input, size=x.shape[-1]) if x.dtype == torch.uint8 else None
 
 class TrainTimer(Callback):
     "Seconds spent in the training phase of each epoch (validation excluded)."
@@ -76,9 +85,10 @@ class TrainTimer(Callback):
     def after_train(self): _sync(self.dls.device); self.seconds.append(time.perf_counter() - self.t)
 
 def resdepth_rate(depth:int, x:torch.Tensor, y:torch.Tensor, epochs:int=3)->float:
-    "Training images/s of resdepth's fastai `Learner` (first epoch not counted)."
-    cfg = CellConfig(depth=depth, epochs=epochs + 1, patience=epochs + 1)
-    dls = DataLoaders(TensorBatches(x, y, cfg.bs, shuffle=True), TensorBatches(x[:cfg.eval_bs], y[:cfg.eval_bs], cfg.eval_bs), device=x.device)
+    "Training images/s of resdepth's fastai `Learner` over `x` (uint8 pixels normalised per batch, or float tensors as they are); first epoch not counted."
+    cfg, tfm = CellConfig(depth=depth, epochs=epochs + 1, patience=epochs + 1), batch_input(x)
+    dls = DataLoaders(TensorBatches(x, y, cfg.bs, shuffle=True, seed=cfg.seed, tfm=tfm),
+                      TensorBatches(x[:cfg.eval_bs], y[:cfg.eval_bs], cfg.eval_bs, tfm=tfm), device=x.device)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         learn = make_learner(cfg, dls, truncated_resnet(depth, 2, x.shape[1]), tmp, log=None)
@@ -87,14 +97,15 @@ def resdepth_rate(depth:int, x:torch.Tensor, y:torch.Tensor, epochs:int=3)->floa
     return len(x) * epochs / sum(timer.seconds[1:])
 
 def plain_rate(depth:int, x:torch.Tensor, y:torch.Tensor, epochs:int=3, bs:int=32)->float:
-    "Training images/s of a bare PyTorch loop over the same tensors (first epoch not counted)."
+    "Training images/s of a bare PyTorch loop over the same tensors, each batch made input as resdepth's (first epoch not counted)."
     torch.manual_seed(0)
+    tfm = batch_input(x) or (lambda b: b)
     m = truncated_resnet(depth, 2, x.shape[1]).to(x.device, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
     for e in range(epochs + 1):
         if e == 1: _sync(x.device); t = time.perf_counter()
         for i in torch.randperm(len(x), device=x.device).split(bs):
-            opt.zero_grad(); F.cross_entropy(m(x[i]), y[i]).backward(); opt.step()
+            opt.zero_grad(); F.cross_entropy(m(tfm(x[i])), y[i]).backward(); opt.step()
     _sync(x.device)
     return len(x) * epochs / (time.perf_counter() - t)
 
@@ -189,33 +200,250 @@ def workers_speedup(path=None, epochs:int=50, depths=(1, 2, 3, 4), seeds=(0, 1, 
     log(f"  2 workers: x{out['speedup']:.2f} the speed of 1; two one-thread cells train x{out['thread_bound']:.2f} the epochs per second of one two-thread cell")
     return out
 
+# %% ../nbs/08_bench.ipynb #3cd347bc
+def normalise_cost(path=None, # data directory holding breastmnist.npz
+                   device=None, epochs:int=5, # training epochs timed per repeat (after one untimed epoch)
+                   repeats:int=7, # turns of each path
+                   log=print)->dict:
+    "Depth-1 training at 28 px on uint8 pixels normalised per batch against pre-normalised float tensors (same batches), and the normalisation's share of a step."
+    x8, y = bench_tensors(28, path, device)
+    xf = normalise(x8)  # the float path: every image normalised once, before training
+    runs = dict(uint8=[], float=[])
+    for r in range(repeats):  # the order alternates, so neither path always runs first
+        for k in (('uint8', 'float') if r % 2 == 0 else ('float', 'uint8')): runs[k].append(resdepth_rate(1, x8 if k == 'uint8' else xf, y, epochs))
+    tfm, bs = batch_input(x8), CellConfig().bs
+    batches = [b for b, _ in TensorBatches(x8, y, bs, shuffle=True)]  # one epoch's uint8 batches, as a cell draws them
+    norm = []
+    for _ in range(repeats * epochs):
+        _sync(device); t = time.perf_counter()
+        for b in batches: tfm(b)
+        _sync(device); norm.append(time.perf_counter() - t)
+    best, median = {k: max(v) for k, v in runs.items()}, {k: statistics.median(v) for k, v in runs.items()}
+    out = dict(size=28, depth=1, epochs=epochs, images=len(x8), best=best, median=median, repeats=runs,
+               step_ratio=dict(best=best['float'] / best['uint8'], median=median['float'] / median['uint8']),
+               normalise_seconds_per_epoch=min(norm), share=min(norm) / (len(x8) / best['uint8']),
+               spread=max((max(v) - min(v)) / statistics.median(v) for v in runs.values()))
+    if log: log(f"  28 px, depth 1: uint8 pixels {best['uint8']:.0f} img/s (median {median['uint8']:.0f}), float tensors {best['float']:.0f} "
+                f"(median {median['float']:.0f}); a uint8 step takes x{out['step_ratio']['best']:.3f} the float step's time "
+                f"(medians x{out['step_ratio']['median']:.3f}, repeats spread {out['spread']:.0%}); normalising its batch is "
+                f"{out['share']:.2%} of it")
+    return out
+
+# %% ../nbs/08_bench.ipynb #e1f11591
+def image_counts(flag:str, scale:float=1.0)->dict:
+    "Images per official part ('train', 'val', 'test') of MedMNIST `flag` (`INFO`'s n_samples) times `scale`, at least one per class."
+    k = len(INFO[flag]['label'])
+    return {p: max(k, round(n * scale)) for p, n in INFO[flag]['n_samples'].items()}
+
+def _part_labels(n:int, k:int, seed:int, part:int)->np.ndarray:
+    "Labels of a part: 0..k-1 in turn, shuffled, so every class is in every part; uint8 (n, 1) as in the official files."
+    return np.random.default_rng([seed, part]).permutation(np.arange(n) % k).astype(np.uint8)[:, None]
+
+def _part_images(y:np.ndarray, k:int, shape:tuple, seed:int, part:int, start:int)->np.ndarray:
+    "The images of labels `y` that start at image `start` of a part: noise in 0-127 on a brightness rising with the label; the same every time."
+    n = int(np.prod(shape))
+    noise = np.random.default_rng([seed, part, start]).bit_generator.random_raw(-(-n // 8)).view(np.uint8)[:n].reshape(shape) >> 1
+    return noise + (y.reshape((-1,) + (1,) * (len(shape) - 1)) * (127 // max(1, k - 1))).astype(np.uint8)
+
+def _shape(flag:str, n:int, size:int)->tuple:
+    return (n, size, size) + ((3,) if INFO[flag]['n_channels'] == 3 else ())
+
+def write_official(flag:str, # a MedMNIST flag, e.g. 'organamnist'
+                   root:str|Path, # folder the file goes to, under its official name
+                   size:int=224, # image side: 28, 64, 128 or 224
+                   counts:dict|None=None, # images per part ('train', 'val', 'test'); default the real ones
+                   seed:int=0, # seed of the labels and pixels
+                   chunk:int=256, # images generated and written at a time
+                  )->Path:
+    "A file in MedMNIST's official format with generated pixels, each array written as `np.savez` writes it but `chunk` images at a time."
+    k, counts = len(INFO[flag]['label']), counts or image_counts(flag)
+    f = Path(root)/npz_name(flag, size); f.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(f, 'w', zipfile.ZIP_STORED, allowZip64=True) as z:
+        for i, (part, n) in enumerate(counts.items()):
+            y, shape = _part_labels(n, k, seed, i), _shape(flag, n, size)
+            with z.open(f'{part}_images.npy', 'w', force_zip64=True) as fp:
+                np.lib.format.write_array_header_1_0(fp, dict(descr=np.lib.format.dtype_to_descr(np.dtype(np.uint8)), fortran_order=False, shape=shape))
+                for s in range(0, n, chunk): fp.write(_part_images(y[s:s+chunk], k, (len(y[s:s+chunk]),) + shape[1:], seed, i, s))
+            with z.open(f'{part}_labels.npy', 'w', force_zip64=True) as fp: np.lib.format.write_array(fp, y)
+    return f
+
+def check_official(f:Path, # a file `write_official` wrote
+                   flag:str, size:int, counts:dict, seed:int=0, chunk:int=256, # what it was written with
+                  )->int:
+    "Read `f` back with `np.load`, one array at a time: official keys, shapes and dtype, the labels and the first and last chunk of pixels as written; the images' bytes."
+    k, total = len(INFO[flag]['label']), 0
+    with np.load(f) as z:
+        keys = {f'{p}_{w}' for p in counts for w in ('images', 'labels')}
+        if set(z.files) != keys: raise RuntimeError(f"{f.name} holds {sorted(z.files)}, not {sorted(keys)}")
+        for i, (part, n) in enumerate(counts.items()):
+            y, x = z[f'{part}_labels'], z[f'{part}_images']
+            firsts = sorted({0, (n - 1) // chunk * chunk})
+            if not (x.shape == _shape(flag, n, size) and x.dtype == np.uint8 and y.dtype == np.uint8 and np.array_equal(y, _part_labels(n, k, seed, i))
+                    and all(np.array_equal(x[s:s+chunk], _part_images(y[s:s+chunk], k, x[s:s+chunk].shape, seed, i, s)) for s in firsts)):
+                raise RuntimeError(f"{f.name}: the {part} part does not read back as written ({x.shape} {x.dtype} images)")
+            total += x.nbytes
+            del x  # before the next part is read
+    return total
+
+# %% ../nbs/08_bench.ipynb #8d4ce5a5
+class FirstBatches:
+    "The first `n` batches of a `TensorBatches`, which keeps its images, order and device: a short epoch of a cell's own loader."
+    def __init__(self, batches:TensorBatches, n:int): self.batches, self.n = batches, n
+    def __len__(self): return min(self.n, len(self.batches))
+    def __iter__(self): return itertools.islice(iter(self.batches), self.n)
+    def __getattr__(self, k): return getattr(self.batches, k)  # device, to, to_detach, x, y
+
+def memory_cell(cfg:CellConfig, # the cell: its dataset, size, depth, device, with `verify=False` for generated files
+                path:str|Path|None=None, # data directory holding the cell's file
+                train_batches:int=3, # training batches before the epoch ends
+                eval_chunks:int=3, # validation chunks, and test chunks
+               )->dict:
+    "One cell through `train_cell`'s steps, cut short: its peak memory, the bytes of its images on the device, seconds to load. Run it in a fresh process (`fresh_cell`)."
+    device = pick_device(cfg.device)
+    reset_peak_memory(device)
+    set_seed(cfg.seed, reproducible=True); _set_speed(cfg, device)
+    chans = n_channels(cfg.dataset)
+    model = build_model(cfg.arch, cfg.depth, n_outputs(cfg), chans, cfg.size)
+    measure(model, cfg.size, chans)
+    t = time.perf_counter()
+    dls, test, n = cell_data(cfg, path, device)
+    _sync(device); load = time.perf_counter() - t
+    short = DataLoaders(FirstBatches(dls.train, train_batches), FirstBatches(dls.valid, eval_chunks), device=device)
+    with tempfile.TemporaryDirectory() as tmp:
+        learn = make_learner(cfg, short, model, tmp, log=None)
+        with learn.no_bar(), contextlib.redirect_stdout(io.StringIO()): learn.fit(1, lr=cfg.lr)
+    probs = predict_proba(learn.model, FirstBatches(test, eval_chunks), cfg.precision)
+    _sync(device)
+    mem = peak_memory(device)
+    return dict(n=n, data_on_device_bytes=sum(b.x.nbytes for b in (dls.train, dls.valid, test)), load_seconds=load,
+                train_batches=len(short.train), valid_chunks=len(short.valid), test_images=len(probs), eval_chunk=test.bs,
+                peak_rss_bytes=round(mem['peak_rss_mib'] * 2**20),
+                peak_gpu_bytes=None if mem['peak_gpu_mib'] is None else round(mem['peak_gpu_mib'] * 2**20))
+
+def _fresh(call:str, # a Python expression of the dict `a` (= `args`), with `bench` and `plan` imported from resdepth
+           args:dict, what:str)->object:
+    "The JSON value of `call` evaluated in a new Python process, which imports what `memory_cell`'s process imports; a RuntimeError naming `what` if it fails."
+    code = ("import json, sys; from resdepth.core import CellConfig; from resdepth import bench, plan; a = json.loads(sys.argv[1]); "
+            f"print(json.dumps({call}, default=lambda v: v.item() if hasattr(v, 'item') else str(v)))")  # numpy scalars as Python's
+    r = subprocess.run([sys.executable, '-c', code, json.dumps(args)], capture_output=True, text=True)
+    if r.returncode != 0: raise RuntimeError(f"{what} failed in its own process: {(r.stderr.strip().splitlines() or ['no message'])[-1]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def fresh_cell(cfg:CellConfig, path:str|Path, train_batches:int=3, eval_chunks:int=3)->dict:
+    "`memory_cell` in a new Python process, so that the peak memory it reports is the cell's alone."
+    return _fresh("bench.memory_cell(CellConfig(**a['cfg']), a['path'], a['train_batches'], a['eval_chunks'])",
+                  dict(cfg=asdict(cfg), path=str(path), train_batches=train_batches, eval_chunks=eval_chunks), f"the {cfg.cell_id} cell")
+
+def fresh_forecasts(cells:list, # (`CellConfig`, images per official part) pairs
+                    device)->list[dict]:
+    "The planner's forecast of each cell (`resdepth.plan.cell_forecast`) from its image counts, all in one new Python process, as `resdepth plan` makes them."
+    return _fresh("[plan.cell_forecast(CellConfig(**c['cfg']), a['device'], c['parts']) for c in a['cells']]",
+                  dict(cells=[dict(cfg=asdict(c), parts=p) for c, p in cells], device=str(device)), 'the forecast')
+
+# %% ../nbs/08_bench.ipynb #a9dc5be5
+MEMORY_TARGETS = dict(data_on_device=1.05, # data on the device, at most this times the pooled dataset's uint8 bytes
+                      host_peak=(2.0, 2**31), # peak host RSS, at most a x the file's uint8 bytes + b bytes
+                      forecast=0.2, # the plan's peak-memory forecast, at most this share off the measured peak
+                      normalise_share=0.03) # per-batch normalisation, under this share of a depth-1 step at 28 px
+
+def forecast_peak(forecast:dict, gpu:bool)->int:
+    "The forecast peak a cell's measured peak is compared with: the host's on a CPU; on a GPU the device's above the CUDA context, which the allocator's peak leaves out."
+    return forecast['device_peak_bytes'] - forecast['baseline_bytes'] if gpu else forecast['host_peak_bytes']
+
+def memory_checks(cell:dict, # a cell measured by `bench_memory`: its figures and forecast
+                  device:str, # where it ran
+                 )->dict:
+    "The memory targets of one cell: {target: {figure, limit, met}}; the forecast's figure and verdict are None without a forecast."
+    T, gpu = MEMORY_TARGETS, torch.device(device).type == 'cuda'
+    data, host = cell['data_on_device_bytes'] / cell['file_bytes'], T['host_peak'][0] * cell['file_bytes'] + T['host_peak'][1]
+    out = dict(data_on_device=dict(figure=data, limit=T['data_on_device'], met=data <= T['data_on_device']),
+               host_peak=dict(figure=cell['peak_rss_bytes'], limit=host, met=cell['peak_rss_bytes'] <= host))
+    f, measured = cell.get('forecast'), cell['peak_gpu_bytes' if gpu else 'peak_rss_bytes']
+    off = None if f is None else abs(forecast_peak(f, gpu) - measured) / measured
+    out['forecast'] = dict(figure=off, limit=T['forecast'], met=None if off is None else off <= T['forecast'])
+    return out
+
+def _verdict(met:bool|None)->str: return 'not measured' if met is None else 'met' if met else 'NOT met'
+
+def memory_lines(cell:dict, device:str)->list[str]:
+    "One line per memory target of a measured cell: the figure, the target and whether it was met."
+    ch, name, where = cell['checks'], f"{cell['dataset']} {cell['size']} px", 'device' if torch.device(device).type == 'cuda' else 'host'
+    d, h, f, (a, b) = ch['data_on_device'], ch['host_peak'], ch['forecast'], MEMORY_TARGETS['host_peak']
+    return [f"{name} data_on_device {d['figure']:.3f} x the file's uint8 bytes, target <= {d['limit']}: {_verdict(d['met'])}",
+            f"{name} host_peak {h['figure'] / 1e9:.2f} GB peak RSS, target <= {h['limit'] / 1e9:.2f} GB ({a:g} x file + {b / 2**30:g} GiB): {_verdict(h['met'])}",
+            f"{name} forecast " + ('none' if f['figure'] is None else
+                                   f"{f['figure']:.1%} off the measured {where} peak") + f", target <= {f['limit']:.0%}: {_verdict(f['met'])}"]
+
+# %% ../nbs/08_bench.ipynb #ff0c6303
+def bench_memory(device:str|torch.device='auto', # the cells' device
+                 scale:float=1.0, # image counts as a share of the real ones
+                 log=print, datasets:tuple=('organamnist', 'bloodmnist'), size:int=224,
+                 train_batches:int=3, eval_chunks:int=3, # cut short as `memory_cell`
+                 root:str|Path|None=None, # where the temporary folder of the files goes; default the system's
+                )->dict:
+    "Per dataset: its official-format file at `scale` x the real counts, read back, and one depth-1 cell in a fresh process; memory, forecast and targets."
+    dev, log, cells = pick_device(str(device)), log or (lambda *a: None), []
+    todo = [(CellConfig(dataset=flag, size=size, depth=1, verify=False, device=str(dev)), image_counts(flag, scale)) for flag in datasets]
+    forecasts = fresh_forecasts(todo, dev)
+    with tempfile.TemporaryDirectory(prefix='resdepth-memory-', dir=root) as tmp:
+        for (cfg, counts), forecast in zip(todo, forecasts):
+            flag = cfg.dataset
+            t = time.perf_counter(); f = write_official(flag, tmp, size, counts)
+            cell = dict(dataset=flag, size=size, depth=1, images=counts, file_size=f.stat().st_size, file_bytes=check_official(f, flag, size, counts),
+                        write_seconds=time.perf_counter() - t)
+            t = time.perf_counter(); cell.update(fresh_cell(cfg, tmp, train_batches, eval_chunks)); cell['cell_seconds'] = time.perf_counter() - t
+            f.unlink()
+            cell['forecast'] = forecast
+            cell['checks'] = memory_checks(cell, str(dev))
+            cells.append(cell)
+            gpu = '' if cell['peak_gpu_bytes'] is None else f", peak CUDA allocation {cell['peak_gpu_bytes'] / 1e9:.2f} GB"
+            log(f"  {flag} {size} px, {sum(counts.values())} images: file {cell['file_bytes'] / 1e9:.2f} GB of uint8 pixels, "
+                f"on the device {cell['data_on_device_bytes'] / 1e9:.2f} GB, loaded in {cell['load_seconds']:.1f} s; "
+                f"peak RSS {cell['peak_rss_bytes'] / 1e9:.2f} GB{gpu}")
+    return dict(scale=scale, device=str(dev), size=size, train_batches=train_batches, eval_chunks=eval_chunks, cells=cells)
+
 # %% ../nbs/08_bench.ipynb #b215d9ee
 TARGETS = dict(vs_medmnist=2.0, vs_plain=0.95, overhead_share=0.05, workers_speedup=1.4)
 
-PLANS = dict(  # what each part of `resdepth bench` measures; `--quick` takes the short plan
+PLANS = dict(  # what each part of `resdepth bench` measures; `--quick` takes the short plan, `--memory` its normalise and memory parts
     full=dict(matmul=(512, 1024, 2048, 4096),
               throughput=[dict(sizes=(28,), epochs=3, repeats=5), dict(sizes=(64,), epochs=2, repeats=3)],
-              overhead=dict(epochs=50), workers=dict(epochs=50)),
-    quick=dict(matmul=(512, 1024), throughput=[dict(sizes=(28,), epochs=2, repeats=3)], overhead=dict(epochs=10), workers=dict(epochs=5)),
+              overhead=dict(epochs=50), workers=dict(epochs=50), normalise=dict(epochs=5, repeats=7), memory=dict(scale=1.0)),
+    quick=dict(matmul=(512, 1024), throughput=[dict(sizes=(28,), epochs=2, repeats=3)], overhead=dict(epochs=10), workers=dict(epochs=5),
+               normalise=dict(epochs=2, repeats=3), memory=dict(scale=0.1)),
 )
 
-def bench(quick:bool=False, path=None, device:str='auto', json_path:str|Path|None=None, log=print)->dict:
-    "Run the whole benchmark; print its table and targets; write the figures as JSON to `json_path` if given."
+def bench(quick:bool=False, # the short plan
+          path=None, # data directory holding breastmnist.npz
+          device:str='auto', json_path:str|Path|None=None, # also write the figures there
+          log=print,
+          memory:bool=False, # measure the uint8 data path alone: its cost at 28 px and one 224 px cell's memory per dataset
+         )->dict:
+    "Run the benchmark, or with `memory` its memory part alone; print its table and targets; write the figures as JSON to `json_path` if given."
     plan, dev = PLANS['quick' if quick else 'full'], pick_device(device)
     fetch('breastmnist', 28, path)
-    res = dict(quick=quick, machine=machine(dev), targets=TARGETS)
-    log(f"resdepth bench on {res['machine']['device']} ({res['machine']['cores']} cores{', ' + res['machine']['gpu'] if res['machine']['gpu'] else ''})")
-    res['matmul_gflops'] = matmul_peak(dev, plan['matmul'])
-    log(f"float32 matrix product: {res['matmul_gflops']:.1f} GFLOP/s")
-    log("training throughput (images/s, best of the repeats):")
-    res['throughput'] = [r for part in plan['throughput'] for r in throughput(**part, path=path, device=dev, log=log)]
-    for r in res['throughput']: r['share_of_matmul'] = r['gflops'] / res['matmul_gflops']
-    log("runner overhead:")
-    res['overhead'] = runner_overhead(path, **plan['overhead'], log=log)
-    log("workers:")
-    res['workers'] = workers_speedup(path, **plan['workers'], log=log)
-    res['met'] = {k: v <= TARGETS[k] if k == 'overhead_share' else v >= TARGETS[k] for k, v in headline(res).items()}
-    log(report(res))
+    res = dict(quick=quick, machine=machine(dev), targets=MEMORY_TARGETS if memory else TARGETS)
+    log(f"resdepth bench{' --memory' if memory else ''} on {res['machine']['device']} ({res['machine']['cores']} cores"
+        f"{', ' + res['machine']['gpu'] if res['machine']['gpu'] else ''})")
+    if memory:
+        log("the uint8 data path at 28 px against the float path (training images/s, best and median of the repeats):")
+        res['normalise'] = normalise_cost(path, dev, **plan['normalise'], log=log)
+        log(f"one depth-1 cell at 224 px per dataset, {plan['memory']['scale']:g} x the real image counts, each in a fresh process:")
+        res['memory'] = bench_memory(dev, **plan['memory'], log=log)
+        res['met'] = memory_met(res)
+        log(memory_report(res))
+    else:
+        res['matmul_gflops'] = matmul_peak(dev, plan['matmul'])
+        log(f"float32 matrix product: {res['matmul_gflops']:.1f} GFLOP/s")
+        log("training throughput (images/s, best of the repeats):")
+        res['throughput'] = [r for part in plan['throughput'] for r in throughput(**part, path=path, device=dev, log=log)]
+        for r in res['throughput']: r['share_of_matmul'] = r['gflops'] / res['matmul_gflops']
+        log("runner overhead:")
+        res['overhead'] = runner_overhead(path, **plan['overhead'], log=log)
+        log("workers:")
+        res['workers'] = workers_speedup(path, **plan['workers'], log=log)
+        res['met'] = {k: v <= TARGETS[k] if k == 'overhead_share' else v >= TARGETS[k] for k, v in headline(res).items()}
+        log(report(res))
     if json_path: write_json(json_path, res); log(f"figures written to {json_path}")
     return res
 
@@ -233,4 +461,31 @@ def report(res:dict)->str:
     for k, v in headline(res).items():
         cmp = '<=' if k == 'overhead_share' else '>='
         lines.append(f"{k:16s} {v:7.3f}  target {cmp} {TARGETS[k]}: {'met' if res['met'][k] else 'NOT met'}")
+    return '\n'.join(lines)
+
+def memory_met(res:dict)->dict:
+    "Each memory target over every measured cell (None where a cell has no figure for it), and the 28 px normalisation share's."
+    met = {}
+    for k in ('data_on_device', 'host_peak', 'forecast'):
+        v = [c['checks'][k]['met'] for c in res['memory']['cells']]
+        met[k] = None if None in v else all(v)
+    met['normalise_share'] = res['normalise']['share'] < MEMORY_TARGETS['normalise_share']
+    return met
+
+def memory_table(res:dict):
+    "A `--memory` result's cells as a DataFrame: images, the file's uint8 GB, GB on the device, peak RSS (and CUDA allocation on a GPU), the forecast peak, load seconds."
+    import pandas as pd
+    gpu, GB = torch.device(res['memory']['device']).type == 'cuda', lambda b: None if b is None else round(b / 1e9, 2)
+    return pd.DataFrame([{'dataset': c['dataset'], 'size': c['size'], 'images': sum(c['images'].values()), 'file GB': GB(c['file_bytes']),
+                          'on device GB': GB(c['data_on_device_bytes']), 'peak RSS GB': GB(c['peak_rss_bytes']),
+                          **({'peak CUDA GB': GB(c['peak_gpu_bytes'])} if gpu else {}),
+                          'forecast peak GB': GB(c['forecast'] and forecast_peak(c['forecast'], gpu)),
+                          'load s': round(c['load_seconds'], 1)} for c in res['memory']['cells']])
+
+def memory_report(res:dict)->str:
+    "The memory benchmark's table and its target lines (one per target and cell, then the normalisation share's) as text."
+    lines = [memory_table(res).to_string(index=False), '']
+    for c in res['memory']['cells']: lines += memory_lines(c, res['memory']['device'])
+    lines.append(f"normalise_share {res['normalise']['share']:.4f} of a depth-1 step at 28 px, target < {MEMORY_TARGETS['normalise_share']}: "
+                 f"{_verdict(res['met']['normalise_share'])}")
     return '\n'.join(lines)

@@ -1,4 +1,4 @@
-"""`resdepth run` executes a grid through papermill; `resdepth book` renders the book from its records.
+"""`resdepth run` executes a grid through papermill; `resdepth plan` forecasts its cost first; `resdepth book` renders the book from its records.
 
 Docs: https://resdepth.github.io/resdepth/cli.html.md"""
 
@@ -6,16 +6,20 @@ Docs: https://resdepth.github.io/resdepth/cli.html.md"""
 
 # %% ../nbs/07_cli.ipynb #8fc75151
 from __future__ import annotations
-import argparse, sys, time
+import argparse, math, os, sys, time
 from pathlib import Path
-from .core import CellConfig, ResdepthError
+import pandas as pd
+import torch
+from .core import CellConfig, ResdepthError, pick_device, write_json
 from .studies import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard
 from .records import study_status
 from .grid import prepare, run_grid, _hms
+from .plan import Plan, check_fit, default_limit, plan
+from .train import human_bytes
 from .book import render_book
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['plan_text', 'main']
 
 # %% ../nbs/07_cli.ipynb #ac34b288
 def _count(v:str)->int:
@@ -24,33 +28,49 @@ def _count(v:str)->int:
     if n < 0: raise argparse.ArgumentTypeError(f"must be 0 or more, not {n}")
     return n
 
+def _gib(v:str)->int:
+    "A memory size given in GiB, as bytes, for argparse."
+    try: x = float(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"must be a number of GiB, e.g. 24 or 0.5, not {v!r}") from None
+    if not 0 < x < math.inf: raise argparse.ArgumentTypeError(f"must be a positive number of GiB, not {v}")
+    return max(1, int(x * 2**30))
+
+_GPU_MEM = ("memory of one device for its cells, in GiB (2^30 bytes, as GPU sizes are given: a '24 GB' card has 24 GiB); "
+                "default: a CUDA GPU's total memory, the host's available memory on a CPU, no limit on MPS")
+
+def _study_arguments(p:argparse.ArgumentParser, positional:bool=False):
+    "The arguments that choose a study's cells and protocol, shared by `run` and `plan` so that both read a command line alike."
+    what = f"study name ({', '.join(STUDIES)}), a YAML grid file, or a new name given all four axes (default quick)"
+    if positional: p.add_argument('name', nargs='?', metavar='STUDY', help=what)
+    p.add_argument('--study', help=what)
+    p.add_argument('--datasets', nargs='+', metavar='FLAG', help='MedMNIST datasets, e.g. breastmnist pneumoniamnist')
+    p.add_argument('--sizes', nargs='+', type=int, metavar='PX', help='image sizes: 28 64 128 224')
+    p.add_argument('--depths', nargs='+', type=int, metavar='K', help='residual stages kept: 1 2 3 4')
+    p.add_argument('--seeds', nargs='+', type=int, metavar='S', help='seeds, e.g. 0 1 2')
+    for k, t in (('epochs', int), ('patience', int), ('lr', float), ('momentum', float), ('weight_decay', float),
+                 ('bs', int), ('eval_bs', int), ('arch', str), ('resize_from', int)):
+        p.add_argument(f"--{k.replace('_', '-')}", type=t, dest=k, help=f'override the protocol value of {k}')
+    for k, choices in CellConfig.CHOICES.items():
+        if k != 'precision': p.add_argument(f"--{k}", choices=choices, help=f'override the protocol value of {k}')
+    p.add_argument('--precision', choices=['fp32', 'bf16'], help="'bf16': bfloat16 autocast, a deviation from the protocol (default fp32)")
+    p.add_argument('--device', help="cuda, cuda:1, mps or cpu (default auto: the first available)")
+    p.add_argument('--compile', action='store_const', const=True, help='torch.compile each model (a compile pause, then faster steps)')
+    p.add_argument('--no-restore-best', dest='restore_best', action='store_const', const=False,
+                   help="test the last epoch's weights instead of those of the lowest validation loss")
+    p.add_argument('--no-verify', dest='verify', action='store_const', const=False,
+                   help="use data files whose MD5 is not the official one (e.g. generated test files); records say data_verified: false")
+    p.add_argument('--data-dir', help='folder of the official data files: MedMNIST .npz, torchvision folders (default $RESDEPTH_DATA, else ./data)')
+
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='resdepth', description='Depth versus input resolution: truncated ResNets on MedMNIST, and companion studies.')
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='run a study grid, one papermill notebook per cell (skips cells already done)')
-    r.add_argument('--study', default='quick', help=f"study name ({', '.join(STUDIES)}), a YAML grid file, or a new name given all four axes (default quick)")
-    r.add_argument('--datasets', nargs='+', metavar='FLAG', help='MedMNIST datasets, e.g. breastmnist pneumoniamnist')
-    r.add_argument('--sizes', nargs='+', type=int, metavar='PX', help='image sizes: 28 64 128 224')
-    r.add_argument('--depths', nargs='+', type=int, metavar='K', help='residual stages kept: 1 2 3 4')
-    r.add_argument('--seeds', nargs='+', type=int, metavar='S', help='seeds, e.g. 0 1 2')
-    for k, t in (('epochs', int), ('patience', int), ('lr', float), ('momentum', float), ('weight_decay', float),
-                 ('bs', int), ('eval_bs', int), ('arch', str), ('resize_from', int)):
-        r.add_argument(f"--{k.replace('_', '-')}", type=t, dest=k, help=f'override the protocol value of {k}')
-    for k, choices in CellConfig.CHOICES.items():
-        if k != 'precision': r.add_argument(f"--{k}", choices=choices, help=f'override the protocol value of {k}')
-    r.add_argument('--precision', choices=['fp32', 'bf16'], help="'bf16': bfloat16 autocast, a deviation from the protocol (default fp32)")
-    r.add_argument('--device', help="cuda, cuda:1, mps or cpu (default auto: the first available)")
-    r.add_argument('--compile', action='store_const', const=True, help='torch.compile each model (a compile pause, then faster steps)')
-    r.add_argument('--no-restore-best', dest='restore_best', action='store_const', const=False,
-                   help="test the last epoch's weights instead of those of the lowest validation loss")
-    r.add_argument('--no-verify', dest='verify', action='store_const', const=False,
-                   help="use data files whose MD5 is not the official one (e.g. generated test files); records say data_verified: false")
-    r.add_argument('--data-dir', help='folder of the official data files: MedMNIST .npz, torchvision folders (default $RESDEPTH_DATA, else ./data)')
+    _study_arguments(r)
     r.add_argument('--out', default='runs', help='results root; records go to OUT/STUDY/ (default runs)')
     r.add_argument('--shard', metavar='I/N', help='run only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT')
     r.add_argument('--retry-failed', action='store_true', help='run only the cells whose record says failed')
-    r.add_argument('--dry-run', action='store_true', help='check the study, the options and the records in OUT/STUDY, list the cells that would run, '
-                                                         'and stop: nothing is trained, written or downloaded')
+    r.add_argument('--dry-run', action='store_true', help='check the study, the options, the records in OUT/STUDY and whether the cells fit, '
+                                                         'list the cells that would run, and stop: nothing is trained, written or downloaded')
     r.add_argument('--save-model', action='store_true', help="keep each cell's tested weights as OUT/STUDY/<cell>.pt")
     r.add_argument('--kernel-retries', type=_count, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
     r.add_argument('--backend', choices=['local', 'ray'], default='local', help='local: worker threads on this machine; ray: Ray tasks (default local)')
@@ -58,11 +78,22 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--cpus-per-cell', type=float, help="CPU threads per cell; with ray also the CPUs each task asks for (default: local cores / workers, ray 1)")
     r.add_argument('--gpus-per-cell', type=float, help='ray backend: GPUs per cell, fractions share a GPU, e.g. 0.25 (default 1 if the cluster has GPUs, else 0)')
     r.add_argument('--address', help="ray backend: address of an existing cluster, e.g. auto or ray://head:10001 (default $RAY_ADDRESS, else a local instance)")
+    r.add_argument('--gpu-mem', type=_gib, metavar='GB', help=_GPU_MEM)
+    r.add_argument('--no-fit-check', action='store_true', help="start even if the plan's forecast says the cells do not fit side by side (no probe is made)")
+    pl = sub.add_parser('plan', help="forecast a study on this machine before running it: images, memory and time per dataset and size, "
+                                     "and whether its cells fit side by side")
+    _study_arguments(pl, positional=True)
+    pl.add_argument('--workers', type=int, default=1, help='cells side by side on one device, as with `resdepth run --workers` (default 1)')
+    pl.add_argument('--gpus-per-cell', type=float, help='GPU share of a cell, as with `resdepth run --backend ray`: floor(1/F) cells per GPU')
+    pl.add_argument('--gpu-mem', type=_gib, metavar='GB', help=_GPU_MEM)
+    pl.add_argument('--json', metavar='FILE', help='also write the plan to FILE as JSON (bytes, seconds)')
     bn = sub.add_parser('bench', help='measure training speed, runner overhead and worker scaling on this machine')
     bn.add_argument('--quick', action='store_true', help='a short version (28 px only, fewer repeats, shorter cells): a few minutes')
     bn.add_argument('--json', metavar='FILE', help='also write the figures to FILE (the book shows bench/*.json)')
     bn.add_argument('--data-dir', help='folder holding breastmnist.npz (default $RESDEPTH_DATA, else ./data)')
     bn.add_argument('--device', default='auto', help='training device (default auto)')
+    bn.add_argument('--memory', action='store_true', help="measure memory instead: the uint8 data path's cost at 28 px, and one 224 px cell per "
+                                                        "dataset with the real image counts (generated pixels), against the plan's forecast")
     s_ = sub.add_parser('status', help='done / failed / running / pending cells of a study, per dataset, with an ETA')
     s_.add_argument('study', nargs='?', default='quick', help='study name or YAML file (default quick)')
     for k in ('datasets', 'sizes', 'depths', 'seeds'):
@@ -89,16 +120,47 @@ def _check_scale_options(a):
             raise ValueError(f"--cpus-per-cell must be a whole number of threads with the local backend, not {a.cpus_per_cell:g}")
         if a.workers < 1: raise ValueError(f"--workers must be at least 1, not {a.workers}")
 
-def _run(a)->int:
+def _study(a)->str:
+    "The study a `run` or `plan` command line names (`plan` takes it with or without --study)."
+    name = getattr(a, 'name', None)
+    if name and a.study and name != a.study: raise ValueError(f"two studies given, {name!r} and --study {a.study!r}; give one")
+    return name or a.study or 'quick'
+
+def _cells(a)->list[CellConfig]:
+    "The cells of the study a `run` or `plan` command line asks for, with its protocol overrides."
     protocol = {k: getattr(a, k) for k in PROTOCOL_KEYS if getattr(a, k, None) is not None}
-    cells = shard(study_cells(a.study, a.datasets, a.sizes, a.depths, a.seeds, **protocol), a.shard)
-    out = Path(a.out)/study_name(a.study)
+    return study_cells(_study(a), a.datasets, a.sizes, a.depths, a.seeds, **protocol)
+
+def _per_device(a, device:torch.device)->int:
+    "Cells side by side on one device: floor(1/F) for a GPU share F; with Ray on a CPU, as many as the cores hold; else the local workers, spread over the GPUs."
+    if a.gpus_per_cell: return max(1, math.floor(1 / a.gpus_per_cell + 1e-9))
+    if getattr(a, 'backend', 'local') == 'ray':
+        return max(1, int((os.cpu_count() or 1) // (a.cpus_per_cell or 1))) if device.type == 'cpu' else 1
+    if device.type == 'cuda' and (a.device or 'auto') == 'auto': return math.ceil(a.workers / max(1, torch.cuda.device_count()))
+    return a.workers
+
+def _check_fit(a, todo:list[CellConfig])->str|None:
+    "Refuse, before the first cell, a packing that the plan says cannot fit (`plan.check_fit`); the line saying it fits. Nothing, and no probe, with --no-fit-check."
+    if a.no_fit_check or not todo: return None
+    dev = pick_device(todo[0].device)
+    k = _per_device(a, dev)
+    check_fit(todo, dev, a.gpu_mem, k)
+    limit = a.gpu_mem or default_limit(dev)
+    return (f"fit check: no memory limit on {dev}, nothing checked" if limit is None else
+            f"fit check: every cell fits, {k} per device within {human_bytes(limit)} on {dev}")
+
+def _run(a)->int:
+    cells = shard(_cells(a), a.shard)
+    out = Path(a.out)/study_name(_study(a))
     _check_scale_options(a)
     if a.dry_run:
         todo, _, _ = prepare(cells, out, a.data_dir, a.retry_failed, check_data=False)
+        fit = _check_fit(a, todo)
         for c in todo: print(c.cell_id)
+        if fit: print(fit)
         print("dry run: nothing trained or written; the data files were not checked")
         return 0
+    if not a.no_fit_check: _check_fit(a, prepare(cells, out, a.data_dir, a.retry_failed, log=lambda *_: None, check_data=False)[0])
     if a.backend == 'ray':
         from .cluster import run_grid_ray
         res = run_grid_ray(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, address=a.address,
@@ -107,9 +169,56 @@ def _run(a)->int:
         res = run_grid(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, workers=a.workers, threads=int(a.cpus_per_cell or 0))
     return 1 if res['failed'] else 0
 
+# %% ../nbs/07_cli.ipynb #5e1a7c22
+def _duration(s:float)->str:
+    "Seconds as a short duration: '42 s', '12 min', '3.4 h', '2.1 days'."
+    if s < 90: return f"{s:.0f} s"
+    if s < 90 * 60: return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h" if s < 48 * 3600 else f"{s / 86400:.1f} days"
+
+def _fits(fits, most)->str:
+    if fits is None: return 'no limit'
+    return f"{'yes' if fits else 'NO'}, up to {most}" if most is not None else 'yes'
+
+def plan_text(p:Plan, study:str, seconds:float)->str:
+    "The plan as `resdepth plan` prints it: a header, one line per dataset and size with units, the totals and the packing verdict."
+    t = p.table
+    flops = [', '.join(f"{k} {'n/b' if v is None else f'{v / 1e9:.3g}'}" for k, v in f.items()) for f in t.flops]
+    peak = ['probe out of memory' if math.isinf(b) else 'n/b' if b == 0 else human_bytes(b) for b in t.peak_bytes]
+    span = [_duration(lo) if _duration(lo) == _duration(hi) else f"{_duration(lo)} - {_duration(hi)}" for lo, hi in zip(t.seconds_min, t.seconds_max)]
+    rows = pd.DataFrame({'dataset': t.dataset, 'px': t['size'], 'train': t.train.map('{:,}'.format), 'valid': t.valid.map('{:,}'.format),
+                         'test': t.test.map('{:,}'.format), 'data': t.data_bytes.map(human_bytes), 'peak per cell': peak,
+                         'GFLOPs per image': flops, 'time per cell': span, 'cells': t.cells.map('{:,}'.format),
+                         'cell-hours': t.cell_hours.map('{:,.1f}'.format), 'fits': [_fits(f, m) for f, m in zip(t.fits, t.max_per_device)]})
+    limit = (f"no memory limit on {p.device}: nothing checked" if p.mem_limit is None else
+             f"limit {human_bytes(p.mem_limit)} per device ({p.limit_source}) for {p.per_device} cell{'s' * (p.per_device > 1)} side by side")
+    h = p.totals['cell_hours']
+    lines = [f"resdepth plan {study}: {p.totals['cells']:,} cells, probed on {p.device} with {p.threads} CPU thread{'s' * (p.threads > 1)} "
+             f"in {seconds:.0f} s; {limit}", rows.to_string(index=False),
+             f"total: {p.totals['cells']:,} cells, {h:,.1f} cell-hours ({_duration(h * 3600)} with one cell at a time on one device); "
+             f"times assume every epoch runs (early stopping only shortens them) and leave out reading the data files"]
+    if p.totals['not_fit']:
+        bad = [f"{d} {s} px ({p.per_device} x {human_bytes(b)})" for d, s, b in zip(t.dataset, t['size'], t.peak_bytes) if (d, s) in p.totals['not_fit']]
+        lines.append(f"DOES NOT FIT with {p.per_device} cell{'s' * (p.per_device > 1)} per device: {', '.join(bad)}; `resdepth run` would refuse "
+                     f"this packing: run fewer cells per device, or give --no-fit-check to run anyway. This is a plan: nothing was run.")
+    elif p.mem_limit is not None: lines.append(f"every cell fits with {p.per_device} per device.")
+    return '\n'.join(lines)
+
+def _plan(a)->int:
+    if a.workers < 1: raise ValueError(f"--workers must be at least 1, not {a.workers}")
+    if a.gpus_per_cell is not None and a.gpus_per_cell <= 0: raise ValueError(f"--gpus-per-cell must be positive, not {a.gpus_per_cell:g}")
+    if a.gpus_per_cell is not None and a.workers != 1: raise ValueError("give --workers (the local backend) or --gpus-per-cell (Ray), not both")
+    t0, cells = time.perf_counter(), _cells(a)
+    dev = pick_device(cells[0].device)
+    p = plan(cells, dev, a.gpu_mem, _per_device(a, dev))
+    print(plan_text(p, study_name(_study(a)), time.perf_counter() - t0))
+    if a.json: write_json(a.json, dict(study=study_name(_study(a)), **p.to_dict()))
+    return 0
+
+# %% ../nbs/07_cli.ipynb #5e1a7c23
 def _bench(a)->int:
     from .bench import bench
-    bench(a.quick, a.data_dir, a.device, a.json)
+    bench(a.quick, a.data_dir, a.device, a.json, memory=a.memory)
     return 0
 
 def _status(a)->int:
@@ -133,7 +242,7 @@ def _studies(a)->int:
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `resdepth` command."
     a = _parser().parse_args(argv)
-    try: return dict(run=_run, book=_book, studies=_studies, status=_status, bench=_bench)[a.command](a)
+    try: return dict(run=_run, plan=_plan, book=_book, studies=_studies, status=_status, bench=_bench)[a.command](a)
     except (ResdepthError, ValueError) as e:
         print(f"resdepth: error: {e}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ class CellConfig:
     threads:int=0 # CPU threads for this cell; 0 leaves torch's default (all cores)
     compile:bool=False # wrap the model in `torch.compile`: faster steps after a compile pause, same mathematics
 
-    RUNTIME = ('device', 'threads', 'compile')  # speed settings, not protocol (they may move the last bits of float sums)
+    RUNTIME = ('device', 'threads', 'compile', 'eval_bs')  # speed and memory settings, not protocol (they may move the last bits of float sums)
     CHOICES = dict(precision=('fp32', 'bf16'), split=('paper', 'official', 'holdout'), optimizer=('sgd', 'adam'),
                    schedule=('constant', 'cosine'), loss=('ce', 'bce'), augment=('none', 'crop-flip'))
 

@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/grid.html.md"""
 
 # %% ../nbs/04d_grid.ipynb #617a6aaf
 from __future__ import annotations
-import datetime, os, queue, threading, time
+import datetime, os, queue, signal, threading, time
 from dataclasses import asdict, replace
 from pathlib import Path
 import papermill as pm
@@ -18,13 +18,28 @@ from .data import ensure
 from .studies import check_study
 from .records import lock_path, read_record, record_path, record_state, set_aside, study_records, write_failure
 from .kernel import CellKernel
+from .train import host_memory, human_bytes
 
 # %% auto #0
-__all__ = ['Stopped', 'run_cell', 'prepare', 'Progress', 'still_wanted', 'run_grid']
+__all__ = ['Stopped', 'kernel_end', 'run_cell', 'prepare', 'Progress', 'still_wanted', 'run_grid']
 
 # %% ../nbs/04d_grid.ipynb #5cc109af
 class Stopped(Exception):
     "The runner is shutting down (Ctrl-C); the cell in progress is abandoned without a record."
+
+def kernel_end(kernel:CellKernel)->str:
+    "How `kernel`'s process ended (a signal or an exit code) and the host memory available now, as the start of a failure line; '' if it never started or still runs."
+    if kernel.km is None: return ''
+    proc = getattr(kernel.km.provisioner, 'process', None)
+    code = None if proc is None else proc.poll()
+    if proc is not None and code is None: return ''  # alive: it did not answer, it did not die
+    if code is None: how = 'the kernel died'
+    elif code < 0:
+        try: how = f"the kernel was killed by {signal.Signals(-code).name}"
+        except ValueError: how = f"the kernel was killed by signal {-code}"
+        if -code == signal.SIGKILL: how += " (signal 9: the Linux out-of-memory killer sends it, so does kill -9)"
+    else: how = f"the kernel exited with code {code}"
+    return f"{how}, with {human_bytes(host_memory()['available'])} of host memory available afterwards; "
 
 def run_cell(cfg:CellConfig, # the cell
              study_dir:str|Path, # where its record and notebook go
@@ -48,13 +63,14 @@ def run_cell(cfg:CellConfig, # the cell
                 kernel.execute(params, partial)
                 break
             except Exception as e:
+                died = '' if isinstance(e, pm.PapermillExecutionError) else kernel_end(kernel)  # read before the kernel is closed
                 kernel.close()  # never reuse a kernel that saw a failure
                 if stop is not None and stop.is_set(): raise Stopped(cfg.cell_id) from None
                 if isinstance(e, pm.PapermillExecutionError): err = f"{e.ename}: {e.evalue}"
                 else:
-                    err = f"kernel failure after {attempt + 1} tries: {type(e).__name__}: {e}".strip()
+                    err = f"kernel failure after {attempt + 1} tries: {died}{type(e).__name__}: {e}".strip()
                     if attempt < kernel_retries:
-                        log(f"  {cfg.cell_id}: kernel failed ({type(e).__name__}: {e}); retrying")
+                        log(f"  {cfg.cell_id}: kernel failed ({died}{type(e).__name__}: {e}); retrying")
                         time.sleep(2 ** attempt)
                         continue
             if partial.exists(): partial.replace(nb)

@@ -14,7 +14,7 @@ from jupyter_core.utils import run_sync
 from .core import write_json
 
 # %% auto #0
-__all__ = ['KERNEL', 'template_path', 'IPCKernelManager', 'CellKernel']
+__all__ = ['KERNEL', 'template_path', 'sweep_socket_dirs', 'IPCKernelManager', 'CellKernel']
 
 # %% ../nbs/04c_kernel.ipynb #421c6580
 def template_path()->Path:
@@ -26,11 +26,27 @@ KERNEL = 'resdepth-python'
 
 _SOCKETS = None
 
+def _alive(pid:int)->bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # another user's process
+    return True
+
+def sweep_socket_dirs(root:str|Path|None=None)->list[Path]:
+    "Remove the socket folders of resdepth processes that have died (a runner killed with SIGKILL cannot remove its own); return them."
+    gone = []
+    for d in Path(root or tempfile.gettempdir()).glob('resdepth-kernel-*-*'):
+        pid = d.name.split('-')[2]
+        if pid.isdigit() and d.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True); gone.append(d)
+    return gone
+
 def _socket_dir()->Path:
-    "This process's private folder for kernel sockets, removed at exit."
+    "This process's private folder for kernel sockets (named with its pid), removed at exit, and by a later runner if this one is killed."
     global _SOCKETS
     if _SOCKETS is None:
-        _SOCKETS = tempfile.mkdtemp(prefix='resdepth-kernel-')
+        sweep_socket_dirs()
+        _SOCKETS = tempfile.mkdtemp(prefix=f'resdepth-kernel-{os.getpid()}-')
         atexit.register(shutil.rmtree, _SOCKETS, ignore_errors=True)
     return Path(_SOCKETS)
 

@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/train.html.md"""
 
 # %% ../nbs/03_train.ipynb #42cce50c
 from __future__ import annotations
-import io, resource, sys, tempfile, time
+import gc, io, re, resource, sys, tempfile, time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -22,13 +22,15 @@ from fastai.metrics import accuracy
 from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.torch_core import set_seed
 from fastai.data.core import DataLoaders
-from .core import CellConfig, environment, pick_device, utc_now, write_atomic
+from medmnist import INFO
+from .core import CellConfig, ResdepthError, environment, pick_device, utc_now, write_atomic
 from .models import Unbuildable, build_model, measure, truncated_resnet
-from .data import cell_data, n_channels, n_classes, n_outputs, task
+from .data import cell_data, medmnist_flag, n_channels, n_classes, n_outputs, task
 
 # %% auto #0
 __all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'SaveBest', 'tested_epoch', 'lowest_valid_epoch', 'CellOptimizer',
-           'EpochHistory', 'predict_proba', 'test_metrics', 'reset_peak_memory', 'peak_memory', 'CellLearner',
+           'EpochHistory', 'predict_proba', 'test_metrics', 'reset_peak_memory', 'peak_memory', 'CellOutOfMemory',
+           'out_of_memory', 'failed_bytes', 'human_bytes', 'host_memory', 'oom_report', 'oom_message', 'CellLearner',
            'bce_loss', 'binary_accuracy', 'make_learner', 'train_cell', 'unbuildable_record']
 
 # %% ../nbs/03_train.ipynb #c1573192
@@ -130,17 +132,77 @@ def reset_peak_memory(device:torch.device)->None:
     try: Path('/proc/self/clear_refs').write_text('5')
     except OSError: pass
 
-def _peak_rss_mib()->float:
+def _proc_bytes(path:str, key:str)->int|None:
+    "The figure `key` of a Linux /proc file whose lines read 'key: N kB', in bytes; None where there is none."
     try:
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(f'{key}:'): return int(line.split()[1]) * 1024
     except OSError: pass
+    return None
+
+def _peak_rss_mib()->float:
+    if (hwm := _proc_bytes('/proc/self/status', 'VmHWM')) is not None: return hwm / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != 'darwin' else 1024**2)
 
 def peak_memory(device:torch.device)->dict:
     "Peak process RSS since the last `reset_peak_memory` and, on CUDA, peak allocated GPU memory, in MiB."
     gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None
     return dict(peak_rss_mib=round(_peak_rss_mib(), 1), peak_gpu_mib=None if gpu is None else round(gpu, 1))
+
+# %% ../nbs/03_train.ipynb #a7c3e2d1
+class CellOutOfMemory(ResdepthError):
+    "A cell ran out of host or GPU memory; the message names the phase, the allocation that failed, what was free and what to change."
+
+def out_of_memory(e:BaseException)->str|None:
+    "'GPU' if `e` is CUDA's out-of-memory error, 'host' if it is numpy's `MemoryError` or PyTorch's CPU allocator failing, else None."
+    if isinstance(e, torch.OutOfMemoryError): return 'GPU'
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(e)): return 'host'
+    return None
+
+_UNITS = {'bytes': 1, 'B': 1, 'KiB': 2**10, 'MiB': 2**20, 'GiB': 2**30, 'TiB': 2**40, 'PiB': 2**50, 'EiB': 2**60}
+_ASKED = re.compile(r'(?i:tried to allocate|unable to allocate|requested size:)\s+([\d.]+)\s*(bytes|[KMGTPE]iB|B)\b')
+
+def failed_bytes(e:BaseException)->int|None:
+    "Bytes of the allocation that failed, as the error's message names them (numpy and CUDA round to two decimals of a unit); None if it names none."
+    m = _ASKED.search(str(e))
+    return round(float(m[1]) * _UNITS[m[2]]) if m else None
+
+def human_bytes(n:int|None)->str:
+    "`n` bytes in the largest binary unit that keeps the figure at least 1, e.g. '1.50 GiB'."
+    if n is None: return 'an unknown amount'
+    unit = next((u for u in ('EiB', 'PiB', 'TiB', 'GiB', 'MiB', 'KiB') if n >= _UNITS[u]), None)
+    return f"{n} bytes" if unit is None else f"{n / _UNITS[unit]:.2f} {unit}"
+
+def host_memory()->dict:
+    "Host memory this process could still get, in bytes: `available` (the host's MemAvailable) and, under a data or address-space limit (`ulimit -d`, `ulimit -v`), the tighter one's `kind`, `limit` and the room `left` under it."
+    out = dict(available=_proc_bytes('/proc/meminfo', 'MemAvailable'), kind=None, limit=None, left=None)
+    for kind, res, key in (('data', resource.RLIMIT_DATA, 'VmData'), ('address-space', resource.RLIMIT_AS, 'VmSize')):
+        limit, used = resource.getrlimit(res)[0], _proc_bytes('/proc/self/status', key)
+        if limit == resource.RLIM_INFINITY or used is None: continue
+        if out['left'] is None or limit - used < out['left']: out.update(kind=kind, limit=limit, left=max(0, limit - used))
+    return out
+
+def oom_report(e:BaseException, device:torch.device)->dict|None:
+    "What the allocation failure `e` tells, with the memory free on `device` read at once: `where` ('host' or 'GPU'), bytes `asked`, bytes `free` and where that figure comes from; None if `e` is another error."
+    where = out_of_memory(e)
+    if where is None: return None
+    if where == 'GPU':
+        free, total = torch.cuda.mem_get_info(device) if device.type == 'cuda' else (None, None)
+        return dict(where=where, asked=failed_bytes(e), free=free, source=f"on {device}" + (f" of {human_bytes(total)}" if total else ''))
+    h = host_memory()
+    if h['left'] is not None and (h['available'] is None or h['left'] < h['available']):
+        return dict(where=where, asked=failed_bytes(e), free=h['left'],
+                    source=f"under this process's {h['kind']} limit of {human_bytes(h['limit'])} (the host had {human_bytes(h['available'])} available)")
+    return dict(where=where, asked=failed_bytes(e), free=h['available'], source='on the host')
+
+def oom_message(cell_id:str, phase:str, report:dict, data_bytes:int|None, loaded:bool=True)->str:
+    "One line on a cell that ran out of memory in `phase`: the allocation that failed, what was free, the cell's data on the device, what to do."
+    hint = {'training': "; a smaller --bs fits too, but it is another protocol: a new --study or --out",  # validation chunks run while training too
+            'evaluating': " with a smaller --eval-bs (evaluation chunks are a memory setting, not protocol)"}.get(phase, '')
+    return (f"{cell_id} ran out of {report['where']} memory while {phase}: an allocation of {human_bytes(report['asked'])} failed with "
+            f"{human_bytes(report['free'])} free {report['source']}; its data {'takes' if loaded else 'would take'} {human_bytes(data_bytes)} "
+            f"on the device. Run fewer cells side by side (--workers / --gpus-per-cell) or use a device with more memory, then "
+            f"`resdepth run ... --retry-failed`" + hint + '.')
 
 # %% ../nbs/03_train.ipynb #13658c28
 class CellLearner(Learner):
@@ -185,12 +247,18 @@ def _set_speed(cfg:CellConfig, device:torch.device):
     torch.backends.cudnn.deterministic = device.type != 'cuda'
 
 # %% ../nbs/03_train.ipynb #1d792c00
+def _data_bytes(cfg:CellConfig, dls:DataLoaders|None, test)->tuple:
+    "(bytes of the cell's images and labels on the device, whether they are there): counted if loaded, else reckoned from MedMNIST's image counts (None for other datasets)."
+    if test is not None: return sum(b.x.nbytes + b.y.nbytes for b in (dls.train, dls.valid, test)), True
+    flag, side = medmnist_flag(cfg.dataset), cfg.resize_from or cfg.size
+    return (None if flag is None else sum(INFO[flag]['n_samples'].values()) * (side * side * n_channels(cfg.dataset) + 8)), False
+
 def train_cell(cfg:CellConfig, # what to train
                data_path:str|Path|None=None, # data directory; default `$RESDEPTH_DATA` or ./data
                log=print, # where fastai's per-epoch lines go; None for silence
                model_path:str|Path|None=None, # if given, the tested weights are saved there (a state dict)
               )->dict:
-    "Train and test one cell under `cfg`; return its result record."
+    "Train and test one cell under `cfg`; return its result record, or raise `CellOutOfMemory` if its device ran out of memory."
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
     reset_peak_memory(device)
@@ -201,14 +269,25 @@ def train_cell(cfg:CellConfig, # what to train
     try: model = build_model(cfg.arch, cfg.depth, outs, chans, cfg.size)
     except Unbuildable as e: return unbuildable_record(cfg, str(e))
     cost = measure(model, cfg.size, chans)
-    dls, test, n = cell_data(cfg, data_path, device)
-    t_data = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        learn = make_learner(cfg, dls, model, tmp, log)
-        with learn.no_bar(): learn.fit(cfg.epochs, lr=cfg.lr)
+    phase, oom, dls, test, learn = 'loading its data onto the device', None, None, None, None
+    try:
+        dls, test, n = cell_data(cfg, data_path, device)
+        t_data, phase = time.perf_counter(), 'training'
+        with tempfile.TemporaryDirectory() as tmp:
+            learn = make_learner(cfg, dls, model, tmp, log)
+            with learn.no_bar(): learn.fit(cfg.epochs, lr=cfg.lr)
+        t_train, phase = time.perf_counter(), 'evaluating'
+        probs = predict_proba(learn.model, test, cfg.precision)
+    except Exception as e:
+        if (oom := oom_report(e, device)) is None: raise
+    if oom is not None:  # the traceback went with the except clause; what the cell holds goes now, before the message is built
+        data = _data_bytes(cfg, dls, test)
+        dls = test = learn = model = None
+        gc.collect()
+        if device.type == 'cuda': torch.cuda.empty_cache()
+        raise CellOutOfMemory(oom_message(cfg.cell_id, phase, oom, *data))
     hist = learn.epoch_history.rows
-    t_train = time.perf_counter()
-    metrics = test_metrics(predict_proba(learn.model, test, cfg.precision), test.y.cpu().numpy())
+    metrics = test_metrics(probs, test.y.cpu().numpy())
     t_eval = time.perf_counter()
     if model_path:
         state = {k: v.contiguous() for k, v in getattr(learn.model, '_orig_mod', learn.model).state_dict().items()}

@@ -1,5 +1,9 @@
-"Shared fixtures: the real MedMNIST files beside the project, the repo root, a CLI runner, and a private temporary folder."
+"""Shared fixtures: the real MedMNIST files beside the project, the repo root, a CLI runner, a private temporary folder,
+and the runs that several test files read, each made ONCE per session (`e2e_grid`, `quick_offline`). Those folders are
+read-only for their readers: a test that must change records copies them into its own tmp_path first (`copy_cells`).
+Session fixtures are made when a test first asks for them, so any order of the tests (or one file alone) works."""
 import os, secrets, shutil, subprocess, sys, tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import psutil
 import pytest
@@ -18,6 +22,55 @@ def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent/'resdepth'
     return subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=1800)
+
+def start_cli(*args, env=None) -> subprocess.Popen:
+    "Start the installed `resdepth` command in the background, its output piped (wait for it with `communicate()`)."
+    exe = Path(sys.executable).parent/'resdepth'
+    return subprocess.Popen([str(exe), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+def run_clis(*argvs, env=None, at_once=3) -> list[subprocess.CompletedProcess]:
+    "Run several `resdepth` commands, each in its own process as `run_cli` does, `at_once` side by side; results in order."
+    with ThreadPoolExecutor(at_once) as pool: return list(pool.map(lambda a: run_cli(*a, env=env), argvs))
+
+E2E_GRID = ['--study', 'e2e', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0', '1', '--epochs', '2']
+E2E_IDS = [f'breastmnist-28-d{d}-s{s}' for d in (1, 2) for s in (0, 1)]
+
+@pytest.fixture(scope='session')
+def e2e_grid(tmp_path_factory, shared_data):
+    """`resdepth run` of one small grid on the real BreastMNIST file (2 depths x 2 seeds x 2 epochs, study `e2e`), as a
+    user runs it: (results root, finished process). test_end_to_end checks it; test_protocol and test_reliability copy
+    one of its records into a study folder of their own instead of training that cell again."""
+    out = tmp_path_factory.mktemp('e2e-runs')
+    p = run_cli('run', *E2E_GRID, '--data-dir', shared_data, '--out', out)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return out, p
+
+def copy_cells(src:Path, dst:Path, *cell_ids) -> Path:
+    "Copy the records and executed notebooks of `cell_ids` from a shared study folder `src` into a new study folder `dst`."
+    dst.mkdir(parents=True)
+    for c in cell_ids:
+        for ext in ('json', 'ipynb'): shutil.copy2(src/f'{c}.{ext}', dst/f'{c}.{ext}')
+    return dst
+
+REFUSED = 'http://127.0.0.1:9'  # nothing listens here: any download fails at once
+
+def offline_env(**extra):
+    "The environment of a user with no data folder set and no working network."
+    env = {k: v for k, v in os.environ.items() if k != 'RESDEPTH_DATA'}
+    return {**env, 'http_proxy': REFUSED, 'https_proxy': REFUSED, 'HTTP_PROXY': REFUSED, 'HTTPS_PROXY': REFUSED,
+            'no_proxy': '', 'NO_PROXY': '', **extra}
+
+QUICK_SHORT = ['--depths', '1', '--seeds', '0', '--epochs', '1']  # the quick study (BreastMNIST 28 px) cut to one cell of one epoch
+
+@pytest.fixture(scope='session')
+def quick_offline(tmp_path_factory):
+    """The README's first command, `resdepth run`, shortened to one cell of one epoch, run once from an empty folder
+    without a data folder or a network: (that folder, finished process). test_offline_default and test_docs check it."""
+    cwd = tmp_path_factory.mktemp('quick-offline')
+    exe = Path(sys.executable).parent/'resdepth'
+    p = subprocess.run([str(exe), 'run', *QUICK_SHORT], cwd=cwd, capture_output=True, text=True, env=offline_env(), timeout=900)
+    return cwd, p
 
 def tagged(tmpdir) -> list[psutil.Process]:
     "The processes started with TMPDIR `tmpdir` or a folder in it (their children inherit it): a test's own, whatever else runs here."

@@ -1,27 +1,31 @@
 """`resdepth run` on the real BreastMNIST file, then `resdepth book`, as a user runs them.
 
-One small grid (2 depths x 2 seeds x 2 epochs) is run once per session and shared by the tests below.
+One small grid (2 depths x 2 seeds x 2 epochs) is run once per session (conftest's `e2e_grid`) and shared by the tests
+below; none of them changes it. The book is rendered from a copy, in the background while the other tests run.
 """
-import json, re, time
+import json, re, shutil, time
 from html.parser import HTMLParser
 import nbformat
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli, chromium_dom
+from conftest import ROOT, E2E_GRID as GRID, E2E_IDS as IDS, run_cli, start_cli, chromium_dom
 from resdepth.models import feature_map_size
 from resdepth.stats import load_records
 
-GRID = ['--study', 'e2e', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0', '1', '--epochs', '2']
 def visible(d): return [f for f in d.iterdir() if f.is_file() and not f.name.startswith('.')]
 
-IDS = [f'breastmnist-28-d{d}-s{s}' for d in (1, 2) for s in (0, 1)]
-
 @pytest.fixture(scope='module')
-def grid(tmp_path_factory, shared_data):
-    out = tmp_path_factory.mktemp('runs')
-    p = run_cli('run', *GRID, '--data-dir', shared_data, '--out', out)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return out, p
+def rendering(e2e_grid, tmp_path_factory):
+    """`resdepth book` on a copy of the grid (the book writes its figures into the study's folder), started in the
+    background as soon as this module's first test runs: (output folder, process). test_book_shows_the_grid waits for it."""
+    out = tmp_path_factory.mktemp('e2e-book')
+    runs = shutil.copytree(e2e_grid[0], out/'runs')
+    p = start_cli('book', '--runs', runs, '--out', out/'book', '--project', ROOT)
+    yield out, p
+    if p.poll() is None: p.kill(); p.communicate()  # a run of a few tests that never waited for it
+
+@pytest.fixture
+def grid(e2e_grid, rendering): return e2e_grid
 
 def test_each_cell_leaves_a_record_and_an_executed_notebook(grid):
     out, p = grid
@@ -94,19 +98,19 @@ def has_row(cells, row): return any(cells[i:i + len(row)] == row for i in range(
 
 PAPER_TABLE2 = [[7, 4, 2, 1], [16, 8, 4, 2], [32, 16, 8, 4], [56, 28, 14, 7]]  # Liu et al. 2024, Table 2: rows 28-224 px, blocks 1-4
 
-def test_book_shows_the_grid(grid, tmp_path):
-    out, _ = grid
-    p = run_cli('book', '--runs', out, '--out', tmp_path/'book', '--project', ROOT)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert re.search(r'rendered with (quarto|jupyter-book)', p.stdout)
-    results = tmp_path/'book'/'book'/'results.html'
-    assert (tmp_path/'book'/'index.html').exists() and results.exists()
+def test_book_shows_the_grid(grid, rendering):
+    (out, _), (where, p) = grid, rendering
+    stdout, stderr = p.communicate(timeout=1800)
+    assert p.returncode == 0, stdout + stderr
+    assert re.search(r'rendered with (quarto|jupyter-book)', stdout)
+    results = where/'book'/'book'/'results.html'
+    assert (where/'book'/'index.html').exists() and results.exists()
     t = _Tables(); t.feed(chromium_dom(results))
     assert 'BreastMNIST - 28x28' in t.cells and 'Block 1' in t.cells and 'Block 2' in t.cells
     for depth in (1, 2):
         accs = [json.loads((out/'e2e'/f'breastmnist-28-d{depth}-s{s}.json').read_text())['metrics']['accuracy'] for s in (0, 1)]
         assert f"{np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f} (n=2)" in t.cells, t.cells
-    methods = _Cells(); methods.feed(chromium_dom(tmp_path/'book'/'book'/'methods.html'))
+    methods = _Cells(); methods.feed(chromium_dom(where/'book'/'book'/'methods.html'))
     measured = [[feature_map_size(k, z) for k in (1, 2, 3, 4)] for z in (28, 64, 128, 224)]
     for z, row in zip((28, 64, 128, 224), measured): assert has_row(methods.cells, [f'{z}x{z}'] + [f'{m}x{m}' for m in row]), methods.cells
     verdict = 'agree' if measured == PAPER_TABLE2 else 'DO NOT agree'

@@ -1,12 +1,12 @@
 "Bad input ends with one line that names the problem and the fix; nothing already written is touched."
 import json
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_clis
 from resdepth.core import ResdepthError
 from resdepth.data import fetch, official_md5
 import resdepth.data
 
-@pytest.mark.parametrize('args, says', [
+BAD_GRIDS = [
     (['--datasets', 'bloodmist'], 'unknown dataset'),
     (['--sizes', '100'], 'size 100'),
     (['--depths', '5'], 'depth must be one of 1, 2, 3, 4'),
@@ -15,12 +15,21 @@ import resdepth.data
     (['--study', 'hudson2024', '--sizes', '32'], 'set resize_from'),
     (['--study', 'kittipipatthanapong2023', '--arch', 'alexnet'], 'depth must be one of 5 for alexnet'),
     (['--loss', 'bce', '--datasets', 'bloodmnist'], "loss 'bce' needs two classes"),
-])
-def test_bad_grid_is_one_line(args, says, tmp_path):
-    p = run_cli('run', *args, '--out', tmp_path)
+]
+
+@pytest.fixture(scope='module')
+def bad_grid_runs(tmp_path_factory):
+    "Every bad grid above run once, each in its own process into its own empty results root, three at a time: args -> (process, root)."
+    roots = [tmp_path_factory.mktemp('bad-grid') for _ in BAD_GRIDS]
+    procs = run_clis(*(['run', *args, '--out', root] for (args, _), root in zip(BAD_GRIDS, roots)))
+    return {tuple(args): (p, root) for (args, _), p, root in zip(BAD_GRIDS, procs, roots)}
+
+@pytest.mark.parametrize('args, says', BAD_GRIDS)
+def test_bad_grid_is_one_line(args, says, bad_grid_runs):
+    p, root = bad_grid_runs[tuple(args)]
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and says in p.stderr, p.stderr
-    assert not any(tmp_path.iterdir())
+    assert not any(root.iterdir())
 
 def test_corrupted_file_is_one_line_and_left_in_place(tmp_path, shared_data):
     bad = tmp_path/'breastmnist.npz'

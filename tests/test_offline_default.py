@@ -1,28 +1,19 @@
 """The README's first command on a machine without internet: the quick study's one data file ships inside the package,
 and every other file still comes from the data directory or a download."""
-import hashlib, json, os, shutil, subprocess, sys, zipfile
+import hashlib, json, shutil, subprocess, sys, zipfile
 from pathlib import Path
-from conftest import ROOT, run_cli
+from conftest import ROOT, QUICK_SHORT, offline_env
 from resdepth.core import md5sum
 from resdepth.data import official_md5
 
-REFUSED = 'http://127.0.0.1:9'  # nothing listens here: any download fails at once
-
-def offline_env(**extra):
-    "The environment of a user with no data folder set and no working network."
-    env = {k: v for k, v in os.environ.items() if k != 'RESDEPTH_DATA'}
-    return {**env, 'http_proxy': REFUSED, 'https_proxy': REFUSED, 'HTTP_PROXY': REFUSED, 'HTTPS_PROXY': REFUSED,
-            'no_proxy': '', 'NO_PROXY': '', **extra}
-
-def test_quick_study_runs_from_an_empty_folder_offline(tmp_path):
-    exe = Path(sys.executable).parent/'resdepth'
-    p = subprocess.run([str(exe), 'run', '--depths', '1', '--seeds', '0', '--epochs', '1'], cwd=tmp_path,
-                       capture_output=True, text=True, env=offline_env(), timeout=900)
+def test_quick_study_runs_from_an_empty_folder_offline(quick_offline):
+    cwd, p = quick_offline  # `resdepth run --depths 1 --seeds 0 --epochs 1` in an empty folder, offline (conftest; test_docs reads it too)
+    assert p.args[1:] == ['run', *QUICK_SHORT]
     assert p.returncode == 0, p.stdout + p.stderr
-    copied = tmp_path/'data'/'breastmnist.npz'
+    copied = cwd/'data'/'breastmnist.npz'
     assert md5sum(copied) == official_md5('breastmnist', 28)
     assert sum('copied the breastmnist.npz shipped with resdepth' in l for l in p.stdout.splitlines()) == 1, p.stdout
-    r = json.loads((tmp_path/'runs'/'quick'/'breastmnist-28-d1-s0.json').read_text())
+    r = json.loads((cwd/'runs'/'quick'/'breastmnist-28-d1-s0.json').read_text())
     assert r['status'] == 'ok' and r['data_verified'] is True and r['n']['test'] == 156
 
 def test_other_files_still_need_the_data_folder_or_a_download(tmp_path):

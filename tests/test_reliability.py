@@ -1,11 +1,12 @@
 """The runner survives faults, proved with real processes: a runner killed mid-cell and resumed, a Ctrl-C, a kernel
 killed mid-cell, two runners on one results folder, and a corrupt record on disk. The runners get a private TMPDIR
-(`private_env`): a runner killed outright leaves its kernel-socket folder there, not in /tmp."""
+(`private_env`): a runner killed outright leaves its kernel-socket folder there, not in /tmp. Runners started side by
+side get one thread per cell (`--cpus-per-cell 1`), so that they do not oversubscribe the cores."""
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import psutil
 import pytest
-from conftest import run_cli
+from conftest import copy_cells, run_cli
 
 def grid(study, depths, epochs, data, out, seeds=(0,)):
     return ['run', '--study', study, '--datasets', 'breastmnist', '--sizes', '28', '--depths', *map(str, depths),
@@ -43,7 +44,9 @@ def kernels(runner: subprocess.Popen) -> list[psutil.Process]:
 
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGINT])
 def test_runner_stopped_mid_cell_resumes_and_keeps_finished_cells(sig, tmp_path, shared_data, private_env):
-    args = grid('kill', [1, 2], 30, shared_data, tmp_path) + ['--patience', '30', '--cpus-per-cell', '1']  # the second cell trains for several seconds
+    # ten epochs without early stopping: the second cell trains for several seconds (~0.6 s an epoch on one thread), long
+    # after the runner is stopped (within a poll of 0.1 s of its training cell starting); its resumed run trains them all
+    args = grid('kill', [1, 2], 10, shared_data, tmp_path) + ['--patience', '10', '--cpus-per-cell', '1']
     study, first, second = tmp_path/'kill', 'breastmnist-28-d1-s0', 'breastmnist-28-d2-s0'
     p = start(args, private_env)
     wait_for(lambda: (study/f'{first}.json').exists() and training(study/f'.{second}.partial.ipynb'), what='second cell training')
@@ -78,7 +81,7 @@ def test_a_kernel_killed_mid_cell_is_retried_or_recorded_and_the_grid_goes_on(re
     assert valid(study/f'{second}.json') and f'[2/2] {second}: accuracy' in out  # the grid went on
 
 def test_two_runners_share_a_folder_without_running_a_cell_twice(tmp_path, shared_data, private_env):
-    args = grid('shared', [1, 2, 3, 4], 1, shared_data, tmp_path)
+    args = grid('shared', [1, 2, 3, 4], 1, shared_data, tmp_path) + ['--cpus-per-cell', '1']  # two runners, one core each
     a, b = start(args, private_env), start(args, private_env)
     outs = [p.communicate(timeout=600)[0] for p in (a, b)]
     assert a.returncode == 0 and b.returncode == 0, outs
@@ -87,10 +90,11 @@ def test_two_runners_share_a_folder_without_running_a_cell_twice(tmp_path, share
     assert ran[0] | ran[1] == {f'breastmnist-28-d{d}-s0' for d in (1, 2, 3, 4)}
     assert all(valid(tmp_path/'shared'/f'breastmnist-28-d{d}-s0.json') for d in (1, 2, 3, 4))
 
-def test_a_corrupt_record_is_reported_kept_aside_and_rerun(tmp_path, shared_data, private_env):
-    args = grid('corrupt', [1], 1, shared_data, tmp_path)
-    assert run_cli(*args, env=private_env).returncode == 0
+def test_a_corrupt_record_is_reported_kept_aside_and_rerun(tmp_path, shared_data, private_env, e2e_grid):
+    args = grid('corrupt', [1], 2, shared_data, tmp_path)
+    copy_cells(e2e_grid[0]/'e2e', tmp_path/'corrupt', 'breastmnist-28-d1-s0')  # a finished record of this cell (2 epochs), not trained here
     rec = tmp_path/'corrupt'/'breastmnist-28-d1-s0.json'
+    assert valid(rec)
     rec.write_text(rec.read_text()[:50])
     r = run_cli(*args, env=private_env)
     assert r.returncode == 0 and 'not a valid record' in r.stdout, r.stdout + r.stderr

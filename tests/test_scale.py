@@ -9,7 +9,7 @@ import nbformat
 import psutil
 import torch
 from resdepth.models import truncated_resnet
-from conftest import run_cli, tagged
+from conftest import run_cli, run_clis, tagged
 from test_reliability import grid, kernels, start, training, valid, wait_for
 
 CELLS = [f'breastmnist-28-d{d}-s0' for d in (1, 2, 3, 4)]
@@ -154,11 +154,12 @@ def test_ray_backend_runs_on_a_cluster_started_separately(tmp_path, shared_data,
 
 def test_scale_out_options_are_checked(tmp_path, shared_data, private_env):
     base = grid('bad', [1], 1, shared_data, tmp_path)
-    for extra, msg in ((['--workers', '0'], '--workers must be at least 1'),
-                       (['--backend', 'ray', '--workers', '2'], '--workers is for the local backend'),
-                       (['--gpus-per-cell', '0.5'], 'need --backend ray'),
-                       (['--cpus-per-cell', '1.5'], 'whole number of threads'),
-                       (['--backend', 'ray', '--gpus-per-cell', '1000'], 'lower --cpus-per-cell or --gpus-per-cell')):  # more GPUs than any machine has
-        r = run_cli(*base, *extra, env=private_env)
+    cases = ((['--workers', '0'], '--workers must be at least 1'),
+             (['--backend', 'ray', '--workers', '2'], '--workers is for the local backend'),
+             (['--gpus-per-cell', '0.5'], 'need --backend ray'),
+             (['--cpus-per-cell', '1.5'], 'whole number of threads'),
+             (['--backend', 'ray', '--gpus-per-cell', '1000'], 'lower --cpus-per-cell or --gpus-per-cell'))  # more GPUs than any machine has
+    runs = run_clis(*([*base, *extra] for extra, _ in cases), env=private_env)  # each its own runner, three at a time
+    for (extra, msg), r in zip(cases, runs):
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
     assert not (tmp_path/'bad').exists() or not list((tmp_path/'bad').glob('*.json'))

@@ -2,11 +2,13 @@
 weights kept; then the book must show Tables 4-7, Figures 1-3, feature maps, cost and replication for what exists.
 The four companion studies run into the same results root, shortened (one to two seeds, one to two epochs): three on
 small generated files in the official formats, `inputsize` on the real BreastMNIST file enlarged; the same book render
-must show each companion chapter and the five-study comparison."""
+must show each companion chapter and the five-study comparison. Each run uses two local workers of one thread each
+(`--workers 2`: the cores shared out, as a user with many cells runs them); each chapter page is loaded once (`pages`)."""
 import json, re
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 import pytest
-from conftest import ROOT, run_cli, chromium_dom
+from conftest import ROOT, run_cli, start_cli, chromium_dom
 from resdepth.stats import (MARGIN, UNTESTABLE, cheapest_adequate, comparisons, dataset_name, load_records, replicate_significance,
                             show_comparisons, table7)
 
@@ -54,31 +56,86 @@ def generated_data(root):
 
 def records(book, study): return {p.stem: json.loads(p.read_text()) for p in (book/'runs'/study).glob('*.json')}
 
+WORKERS = ['--workers', '2']  # two cells side by side, one thread each: the machine's cores busy through a whole run
+
 @pytest.fixture(scope='module')
-def book(tmp_path_factory, shared_data):
+def trained(tmp_path_factory, shared_data):
+    """The five studies run into one results root, then `resdepth book` started on it in the background: (folder, book
+    process). The book only reads the records (and adds figures beside them), so the tests that check records and runs
+    (`root`) go on while it renders; those that read the rendered book wait for it (`book`)."""
     out = tmp_path_factory.mktemp('study')
     r = run_cli('run', '--study', 'three', '--datasets', *SETS, '--sizes', '28', '--depths', '1', '2', '3', '4',
-                '--seeds', '0', '1', '2', '--epochs', '1', '--save-model', '--data-dir', shared_data, '--out', out/'runs')
+                '--seeds', '0', '1', '2', '--epochs', '1', '--save-model', *WORKERS, '--data-dir', shared_data, '--out', out/'runs')
     assert r.returncode == 0, r.stdout + r.stderr
     gen = generated_data(out/'generated')
     for study, opts in COMPANIONS.items():
         data = ['--data-dir', shared_data] if study == 'inputsize' else ['--data-dir', gen, '--no-verify']
-        r = run_cli('run', '--study', study, *opts, *data, '--out', out/'runs')
+        r = run_cli('run', '--study', study, *opts, *WORKERS, *data, '--out', out/'runs')
         assert r.returncode == 0, study + r.stdout + r.stderr
-    r = run_cli('book', '--runs', out/'runs', '--study', 'three', '--out', out/'book', '--project', ROOT,
-                env={'RESDEPTH_DATA': str(shared_data)})
-    assert r.returncode == 0, r.stdout + r.stderr
+    rendering = start_cli('book', '--runs', out/'runs', '--study', 'three', '--out', out/'book', '--project', ROOT,
+                          env={'RESDEPTH_DATA': str(shared_data)})
+    yield out, rendering
+    if rendering.poll() is None: rendering.kill(); rendering.communicate()  # a run of a few tests that never waited for it
+
+@pytest.fixture(scope='module')
+def root(trained): return trained[0]
+
+@pytest.fixture(scope='module')
+def book(trained):
+    "The results root once `resdepth book` has rendered it into book/."
+    out, rendering = trained
+    stdout, stderr = rendering.communicate(timeout=1800)
+    assert rendering.returncode == 0, stdout + stderr
     return out
 
-def test_the_study_leaves_36_records_and_weights(book):
-    study = book/'runs'/'three'
+CHAPTERS = ('depth', 'results', 'featuremaps', 'cost', 'replication', 'performance', 'xu2024', 'kittipipatthanapong2023',
+            'hudson2024', 'inputsize', 'synthesis')
+
+@pytest.fixture(scope='module')
+def pages(book):
+    """`pages(name)`: the rendered chapter `name` as headless Chromium shows it. Every chapter the tests read is loaded
+    once, three at a time, as soon as the book exists; a page that fails to load fails only the tests that read it."""
+    with ThreadPoolExecutor(3) as pool:
+        loading = {name: pool.submit(page, book, name) for name in CHAPTERS}
+        yield lambda name: loading[name].result()
+
+def test_the_study_leaves_36_records_and_weights(root):
+    study = root/'runs'/'three'
     assert len(list(study.glob('*.json'))) == 36 and len(list(study.glob('*.pt'))) == 36
     r = run_cli('status', str('three'), '--datasets', *SETS, '--sizes', '28', '--depths', '1', '2', '3', '4',
-                '--seeds', '0', '1', '2', '--out', book/'runs')
+                '--seeds', '0', '1', '2', '--out', root/'runs')
     assert re.search(r'^all\s+36\s+0\s+0\s+0\s+0$', r.stdout, re.M), r.stdout
 
-def test_depth_chapter_has_figure_1_and_table_4(book, shared_data):
-    p = page(book, 'depth')
+def test_generated_files_are_refused_without_no_verify(root):
+    r = run_cli('run', '--study', 'hudson2024', '--seeds', '5', '--epochs', '1', '--data-dir', root/'generated', '--out', root/'other')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'chestmnist.npz is damaged or not the official file' in r.stderr and '02c8a6516a18b556561a56cbdd36c4a8' in r.stderr
+    assert not (root/'other'/'hudson2024').exists() or not list((root/'other'/'hudson2024').glob('*.json'))
+
+def test_companion_studies_leave_their_records(root):
+    xu, kit, hud, size = (records(root, s) for s in COMPANIONS)
+    assert sorted(xu) == [f'cifar10-32-{a}d4-s{s}' for a in ('', 'resnet50-') for s in (0, 1)]
+    assert all(r['status'] == 'ok' and r['data_verified'] is False and len(r['history']) == 2 for r in xu.values())
+    assert len(kit) == 15 and {r['config']['arch'] for r in kit.values()} == {'alexnet', 'vgg19', 'resnet18', 'resnet34', 'resnet50'}
+    assert {r['model']['params'] for r in kit.values() if r['config']['arch'] == 'alexnet' and r['config']['dataset'] == 'cifar10'} == {57_044_810}
+    assert all(r['status'] == 'ok' and r['config']['bs'] == 16 and r['config']['schedule'] == 'cosine' for r in kit.values())
+    assert len(size) == 12 and all(r['data_verified'] is True and r['config']['resize_from'] == 28 for r in size.values())
+    flops = {r['config']['size']: r['model']['flops'] for r in size.values() if r['config']['arch'] == 'resnet50'}
+    assert sorted(flops) == [32, 64, 128] and 3.9 < flops[64] / flops[32] < 4.1 and 3.9 < flops[128] / flops[64] < 4.1
+
+def test_hudson_marks_the_collapsing_combinations_instead_of_failing(root):
+    hud = records(root, 'hudson2024')
+    assert len(hud) == 16
+    bad = {k: r for k, r in hud.items() if r['status'] != 'ok'}
+    assert sorted(bad) == sorted(NOT_BUILDABLE)
+    for k, r in bad.items():
+        assert r['status'] == 'not_buildable' and f"collapses after block {NOT_BUILDABLE[k]} of" in r['reason']
+        assert (root/'runs'/'hudson2024'/f'{k}.ipynb').exists()
+    r = run_cli('run', '--study', 'hudson2024', *COMPANIONS['hudson2024'], '--data-dir', root/'generated', '--no-verify', '--out', root/'runs')
+    assert r.returncode == 0 and '16 of 16 cells done, 0 failed; nothing to run' in r.stdout, r.stdout + r.stderr
+
+def test_depth_chapter_has_figure_1_and_table_4(book, pages, shared_data):
+    p = pages('depth')
     shown = show_comparisons(comparisons(load_records(book/'runs'/'three'), 'depth', data=shared_data))
     assert len(shown) == 3 * 3  # blocks 1-3 against block 4 in each dataset
     for row in shown.itertuples(index=False): assert has_row(p.cells, row), row  # marks with their direction, computed here
@@ -88,8 +145,8 @@ def test_depth_chapter_has_figure_1_and_table_4(book, shared_data):
     assert any(c.startswith(f"{sum(recs) / 3:.3f} ± ") for c in p.cells)
     assert (book/'runs'/'three'/'figures'/'figure1.png').exists()
 
-def test_results_chapter_has_figure_3_and_tables_6_and_7(book, shared_data):
-    p = page(book, 'results')
+def test_results_chapter_has_figure_3_and_tables_6_and_7(book, pages, shared_data):
+    p = pages('results')
     df = load_records(book/'runs'/'three')
     for name in ('BreastMNIST', 'RetinaMNIST', 'PneumoniaMNIST'): assert f'{name} - 28x28' in p.cells
     t7 = table7(df, bold='{}')
@@ -100,10 +157,10 @@ def test_results_chapter_has_figure_3_and_tables_6_and_7(book, shared_data):
     assert ('No combination has a higher mean accuracy than the reference.' in p.body) == t6.empty
     assert (book/'runs'/'three'/'figures'/'figure3.png').exists() and (book/'runs'/'three'/'figures'/'figure2.png').exists()
 
-def test_feature_map_cost_and_replication_chapters(book):
-    fm = page(book, 'featuremaps')
+def test_feature_map_cost_and_replication_chapters(book, pages):
+    fm = pages('featuremaps')
     assert len(fm.imgs) >= 3 and 'no saved weights' not in fm.body
-    cost = page(book, 'cost')
+    cost = pages('cost')
     assert 'frontier' in cost.body and '11,171,266' in cost.cells and f'above −{MARGIN:g}' in cost.body
     df = load_records(book/'runs'/'three')
     best = cheapest_adequate(df)
@@ -113,73 +170,44 @@ def test_feature_map_cost_and_replication_chapters(book):
         assert has_row(cost.cells, [dataset_name(r.dataset), f'block {r.depth} @ {r.size} px', f'{r.mean:.3f} ({r.n})']), r
         diff = f'{r.diff:+.3f}' if r.ci_low != r.ci_low else f'{r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]'
         assert has_row(cost.cells, [pct, diff, 'non-inferior']), (r, pct, diff)
-    rep = page(book, 'replication')
+    rep = pages('replication')
     assert '12 of 128 published configurations run' in rep.body and '1244 of 1280 cells missing' in rep.body
     assert rep.cells.count('not run') > 100
     v = replicate_significance(df).verdict.value_counts()
     assert ', '.join(f'{v.get(s, 0)} {s}' for s in ('agree', 'disagree', UNTESTABLE, 'not run')) + f' (of {v.sum()} calls).' in rep.body
 
-def test_performance_appendix_shows_every_benchmark_file(book):
+def test_performance_appendix_shows_every_benchmark_file(book, pages):
     files = sorted((ROOT/'bench').glob('*.json'))
     assert files, 'bench/ holds no benchmark figures'
-    p = page(book, 'performance')
+    p = pages('performance')
     for f in files:
         r = json.loads(f.read_text())
         assert f.name in p.body and f"{r['matmul_gflops']:.0f} GFLOP/s" in p.body
         assert [str(round(x['resdepth'])) in p.cells for x in r['throughput']] == [True] * len(r['throughput'])
         assert f"{100 * r['overhead']['warm']['overhead_share']:.1f}%" in p.cells
 
-
-def test_generated_files_are_refused_without_no_verify(book):
-    r = run_cli('run', '--study', 'hudson2024', '--seeds', '5', '--epochs', '1', '--data-dir', book/'generated', '--out', book/'other')
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert 'chestmnist.npz is damaged or not the official file' in r.stderr and '02c8a6516a18b556561a56cbdd36c4a8' in r.stderr
-    assert not (book/'other'/'hudson2024').exists() or not list((book/'other'/'hudson2024').glob('*.json'))
-
-def test_companion_studies_leave_their_records(book):
-    xu, kit, hud, size = (records(book, s) for s in COMPANIONS)
-    assert sorted(xu) == [f'cifar10-32-{a}d4-s{s}' for a in ('', 'resnet50-') for s in (0, 1)]
-    assert all(r['status'] == 'ok' and r['data_verified'] is False and len(r['history']) == 2 for r in xu.values())
-    assert len(kit) == 15 and {r['config']['arch'] for r in kit.values()} == {'alexnet', 'vgg19', 'resnet18', 'resnet34', 'resnet50'}
-    assert {r['model']['params'] for r in kit.values() if r['config']['arch'] == 'alexnet' and r['config']['dataset'] == 'cifar10'} == {57_044_810}
-    assert all(r['status'] == 'ok' and r['config']['bs'] == 16 and r['config']['schedule'] == 'cosine' for r in kit.values())
-    assert len(size) == 12 and all(r['data_verified'] is True and r['config']['resize_from'] == 28 for r in size.values())
-    flops = {r['config']['size']: r['model']['flops'] for r in size.values() if r['config']['arch'] == 'resnet50'}
-    assert sorted(flops) == [32, 64, 128] and 3.9 < flops[64] / flops[32] < 4.1 and 3.9 < flops[128] / flops[64] < 4.1
-
-def test_hudson_marks_the_collapsing_combinations_instead_of_failing(book):
-    hud = records(book, 'hudson2024')
-    assert len(hud) == 16
-    bad = {k: r for k, r in hud.items() if r['status'] != 'ok'}
-    assert sorted(bad) == sorted(NOT_BUILDABLE)
-    for k, r in bad.items():
-        assert r['status'] == 'not_buildable' and f"collapses after block {NOT_BUILDABLE[k]} of" in r['reason']
-        assert (book/'runs'/'hudson2024'/f'{k}.ipynb').exists()
-    r = run_cli('run', '--study', 'hudson2024', *COMPANIONS['hudson2024'], '--data-dir', book/'generated', '--no-verify', '--out', book/'runs')
-    assert r.returncode == 0 and '16 of 16 cells done, 0 failed; nothing to run' in r.stdout, r.stdout + r.stderr
-
-def test_companion_chapters_show_ours_beside_the_papers(book):
-    xu = page(book, 'xu2024')
+def test_companion_chapters_show_ours_beside_the_papers(book, pages):
+    xu = pages('xu2024')
     acc = [r['metrics']['accuracy'] for r in records(book, 'xu2024').values() if r['config']['arch'] == 'resnet18']
     mean = sum(acc) / 2
     assert any(c.startswith(f'{mean:.3f} ± ') and c.endswith('(n=2)') for c in xu.cells), xu.cells
     assert '0.8294' in xu.cells and '0.7604' in xu.cells and '1.8464' in xu.cells and any(s.startswith('data:image/png') or s.endswith('.png') for s in xu.imgs)
-    kit = page(book, 'kittipipatthanapong2023')
+    kit = pages('kittipipatthanapong2023')
     for pub in ('89.4', '93.7', '40.0', '65.6'): assert pub in kit.cells
     assert '57.0' in kit.cells and '20.0' in kit.cells and sum(c.endswith('(n=1)') for c in kit.cells) == 15
-    hud = page(book, 'hudson2024')
+    hud = pages('hudson2024')
     for k, b in NOT_BUILDABLE.items():
         size = int(k.split('-')[2]); assert f'not buildable: a {size}x{size} map collapses after block {b} of {k[-4]}' in hud.cells
     combos = {(r['config']['size'], r['config']['depth']): r['status'] for r in records(book, 'hudson2024').values()}
     n_bad = sum(s == 'not_buildable' for s in combos.values())
     assert 'not buildable: a 128x128 map collapses after block 3 of 4' in hud.cells
     assert f'{n_bad} of {len(combos)} size-depth combinations are not buildable' in hud.body  # counted from the records
-    size = page(book, 'inputsize')
+    size = pages('inputsize')
     assert 'FLOPs exponent' in size.cells and '32 → 64' in size.cells and '64 → 128' in size.cells
     assert sum(c == 'BreastMNIST' for c in size.cells) >= 2 * 3 + 2 * 2 + 2  # accuracy rows, size steps, exponents
 
-def test_closing_chapter_sets_five_studies_side_by_side(book):
-    p = page(book, 'synthesis')
+def test_closing_chapter_sets_five_studies_side_by_side(book, pages):
+    p = pages('synthesis')
     for s in ('three', *COMPANIONS): assert s in p.cells, s
     assert 'no records' not in p.cells and 'No records yet' not in p.body
     assert 'not varied' in p.cells  # xu2024 and kittipipatthanapong2023 use one size
