@@ -143,6 +143,9 @@ def _check_fit(a, todo:list[CellConfig])->str|None:
     "Refuse, before the first cell, a packing that the plan says cannot fit (`plan.check_fit`); the line saying it fits. Nothing, and no probe, with --no-fit-check."
     if a.no_fit_check or not todo: return None
     dev = pick_device(todo[0].device)
+    if dev.type == 'cuda' and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ResdepthError(f"--device {dev} is not a GPU of this machine ({torch.cuda.device_count()} CUDA devices), so the fit check cannot "
+                            f"probe it; choose another --device, or give --no-fit-check to start anyway")
     k = _per_device(a, dev)
     check_fit(todo, dev, a.gpu_mem, k)
     limit = a.gpu_mem or default_limit(dev)

@@ -59,7 +59,10 @@ def test_failed_download_says_what_to_fetch_and_where(tmp_path, monkeypatch):
 def test_failing_cells_are_recorded_the_grid_goes_on_and_retry_failed_reruns_them(tmp_path, shared_data, private_env):
     grid = ['--study', 'fails', '--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '2', '--seeds', '0',
             '--epochs', '1', '--data-dir', shared_data, '--out', tmp_path]
-    p = run_cli('run', *grid, '--device', 'cuda:99', env=private_env)  # no such GPU on any machine: each cell raises inside its kernel
+    p = run_cli('run', *grid, '--device', 'cuda:99', env=private_env)  # no such GPU on any machine: the fit check refuses it in one line
+    assert p.returncode == 2 and 'cuda:99 is not a GPU of this machine' in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path/'fails').exists() or not list((tmp_path/'fails').glob('*.json'))
+    p = run_cli('run', *grid, '--device', 'cuda:99', '--no-fit-check', env=private_env)  # started anyway: each cell raises inside its kernel
     assert p.returncode == 1, p.stdout + p.stderr
     assert p.stdout.count('FAILED') == 2 and '[2/2]' in p.stdout
     for d in (1, 2):
