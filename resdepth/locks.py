@@ -29,6 +29,17 @@ def claim(path:str|Path):
         finally: fcntl.flock(fd, fcntl.LOCK_UN)
     finally: os.close(fd)
 
+def _record(path:Path, wait:float=1.0)->dict:
+    "The holder's record in a locked file; it is written just after the lock is taken, so wait briefly for it."
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            r = json.loads(path.read_text() or '{}')
+            if isinstance(r, dict) and 'pid' in r: return r
+        except ValueError: r = {}  # caught between the holder's truncate and write
+        if time.monotonic() > deadline: return r if isinstance(r, dict) else {}
+        time.sleep(0.01)
+
 def holder(path:str|Path)->dict|None:
     "Who holds the lock at `path` ({'host', 'pid', 'started'}), or None if nobody does."
     path = Path(path)
@@ -36,9 +47,7 @@ def holder(path:str|Path)->dict|None:
     fd = os.open(path, os.O_RDONLY)
     try:
         try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try: return json.loads(path.read_text() or '{}')
-            except ValueError: return {}
+        except BlockingIOError: return _record(path)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally: os.close(fd)
