@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 from .core import CellConfig, ResdepthError, pick_device, write_json
-from .studies import STUDIES, PROTOCOL_KEYS, study_cells, study_name, shard
+from .studies import STUDIES, PROTOCOL_KEYS, load_study, study_cells, study_name, shard
+from .data import stored_sizes
+from .models import DEPTHS
 from .records import study_status
 from .grid import prepare, run_grid, _hms
 from .plan import Plan, check_fit, default_limit, plan
@@ -38,12 +40,12 @@ def _gib(v:str)->int:
 _GPU_MEM = ("memory of one device for its cells, in GiB (2^30 bytes, as GPU sizes are given: a '24 GB' card has 24 GiB); "
                 "default: a CUDA GPU's total memory, the host's available memory on a CPU, no limit on MPS")
 
-def _study_arguments(p:argparse.ArgumentParser, positional:bool=False):
-    "The arguments that choose a study's cells and protocol, shared by `run` and `plan` so that both read a command line alike."
-    what = f"study name ({', '.join(STUDIES)}), a YAML grid file, or a new name given all four axes (default quick)"
+def _study_arguments(p:argparse.ArgumentParser, positional:bool=False, new:str="a new name given all four axes (default quick)"):
+    "The arguments that choose a study's cells and protocol, shared by `run`, `plan` and `search` so that all read a command line alike."
+    what = f"study name ({', '.join(STUDIES)}), a YAML grid file, or {new}"
     if positional: p.add_argument('name', nargs='?', metavar='STUDY', help=what)
     p.add_argument('--study', help=what)
-    p.add_argument('--datasets', nargs='+', metavar='FLAG', help='MedMNIST datasets, e.g. breastmnist pneumoniamnist')
+    p.add_argument('--datasets', nargs='+', metavar='FLAG', help='datasets: MedMNIST flags, e.g. breastmnist pneumoniamnist, or names you imported')
     p.add_argument('--sizes', nargs='+', type=int, metavar='PX', help='image sizes: 28 64 128 224')
     p.add_argument('--depths', nargs='+', type=int, metavar='K', help='residual stages kept: 1 2 3 4')
     p.add_argument('--seeds', nargs='+', type=int, metavar='S', help='seeds, e.g. 0 1 2')
@@ -61,25 +63,54 @@ def _study_arguments(p:argparse.ArgumentParser, positional:bool=False):
                    help="use data files whose MD5 is not the official one (e.g. generated test files); records say data_verified: false")
     p.add_argument('--data-dir', help='folder of the official data files: MedMNIST .npz, torchvision folders (default $RESDEPTH_DATA, else ./data)')
 
+def _runner_arguments(p:argparse.ArgumentParser):
+    "How cells run, shared by `run` and `search`: the results root, the backend and its workers, kernel retries, the memory check."
+    p.add_argument('--out', default='runs', help='results root; records go to OUT/STUDY/ (default runs)')
+    p.add_argument('--save-model', action='store_true', help="keep each cell's tested weights as OUT/STUDY/<cell>.pt")
+    p.add_argument('--kernel-retries', type=_count, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
+    p.add_argument('--backend', choices=['local', 'ray'], default='local', help='local: worker threads on this machine; ray: Ray tasks (default local)')
+    p.add_argument('--workers', type=int, default=1, help='local backend: cells run side by side, each in its own warm kernel (default 1)')
+    p.add_argument('--cpus-per-cell', type=float, help="CPU threads per cell; with ray also the CPUs each task asks for (default: local cores / workers, ray 1)")
+    p.add_argument('--gpus-per-cell', type=float, help='ray backend: GPUs per cell, fractions share a GPU, e.g. 0.25 (default 1 if the cluster has GPUs, else 0)')
+    p.add_argument('--address', help="ray backend: address of an existing cluster, e.g. auto or ray://head:10001 (default $RAY_ADDRESS, else a local instance)")
+    p.add_argument('--gpu-mem', type=_gib, metavar='GB', help=_GPU_MEM)
+    p.add_argument('--no-fit-check', action='store_true', help="start even if the plan's forecast says the cells do not fit side by side (no probe is made)")
+
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='resdepth', description='Depth versus input resolution: truncated ResNets on MedMNIST, and companion studies.')
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='run a study grid, one papermill notebook per cell (skips cells already done)')
-    _study_arguments(r)
-    r.add_argument('--out', default='runs', help='results root; records go to OUT/STUDY/ (default runs)')
+    _study_arguments(r, positional=True)
+    _runner_arguments(r)
     r.add_argument('--shard', metavar='I/N', help='run only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT')
     r.add_argument('--retry-failed', action='store_true', help='run only the cells whose record says failed')
     r.add_argument('--dry-run', action='store_true', help='check the study, the options, the records in OUT/STUDY and whether the cells fit, '
                                                          'list the cells that would run, and stop: nothing is trained, written or downloaded')
-    r.add_argument('--save-model', action='store_true', help="keep each cell's tested weights as OUT/STUDY/<cell>.pt")
-    r.add_argument('--kernel-retries', type=_count, default=2, help='extra tries for a kernel (or Ray worker) that fails to start or dies (default 2)')
-    r.add_argument('--backend', choices=['local', 'ray'], default='local', help='local: worker threads on this machine; ray: Ray tasks (default local)')
-    r.add_argument('--workers', type=int, default=1, help='local backend: cells run side by side, each in its own warm kernel (default 1)')
-    r.add_argument('--cpus-per-cell', type=float, help="CPU threads per cell; with ray also the CPUs each task asks for (default: local cores / workers, ray 1)")
-    r.add_argument('--gpus-per-cell', type=float, help='ray backend: GPUs per cell, fractions share a GPU, e.g. 0.25 (default 1 if the cluster has GPUs, else 0)')
-    r.add_argument('--address', help="ray backend: address of an existing cluster, e.g. auto or ray://head:10001 (default $RAY_ADDRESS, else a local instance)")
-    r.add_argument('--gpu-mem', type=_gib, metavar='GB', help=_GPU_MEM)
-    r.add_argument('--no-fit-check', action='store_true', help="start even if the plan's forecast says the cells do not fit side by side (no probe is made)")
+    se = sub.add_parser('search', help="race a study's configurations over seeds, dropping after each seed those significantly worse than "
+                                       "the best: the answer for fewer cells than the full grid")
+    _study_arguments(se, positional=True, new="a study of --datasets over their sizes and depths 1-4, named after them")
+    _runner_arguments(se)
+    se.add_argument('--max-seeds', type=int, default=10, help="most seeds a configuration runs: the study's first N seeds, or 0..N-1 (default 10)")
+    se.add_argument('--first-seeds', type=int, default=3, help='seeds every configuration runs before the first test (default 3)')
+    se.add_argument('--alpha', type=float, default=0.05, help="level of each round's Holm-corrected paired t-tests against the best (default 0.05)")
+    se.add_argument('--budget', type=int, metavar='CELLS', help='most cells the search may run, those already run included (default no limit)')
+    se.add_argument('--race-on', choices=['valid', 'test'], default='valid',
+                    help="valid: validation accuracy of the tested weights, so the test set does not choose (default); test: test accuracy, as the paper compared")
+    se.add_argument('--replay', action='store_true', help='race over the records already in OUT/STUDY, training nothing, and compare with the full grid')
+    da = sub.add_parser('data', help='bring your own labelled images: `resdepth data import NAME SOURCE`')
+    im = da.add_subparsers(dest='data_command', required=True).add_parser(
+        'import', help="write a folder of images (one sub-folder per class), a CSV of path,label[,split] or a MedMNIST-format .npz "
+                       "as the dataset NAME, in MedMNIST's format at each size, usable wherever a MedMNIST flag is")
+    im.add_argument('name', metavar='NAME', help='the new dataset\'s name: lower-case letters, digits, - and _, starting with a letter')
+    im.add_argument('source', metavar='SOURCE', help='a folder with one sub-folder per class, a CSV with path and label (and split) columns, or an .npz')
+    im.add_argument('--sizes', nargs='+', type=int, default=[28, 64, 128, 224], metavar='PX', help='sides to write (default 28 64 128 224)')
+    im.add_argument('--channels', type=int, choices=[1, 3], help='1 gray or 3 colour (default: chosen from the images)')
+    im.add_argument('--seed', type=int, default=0, help='seed of the stratified 70/10/20 split stored when SOURCE gives none (default 0)')
+    im.add_argument('--fit', choices=['crop', 'pad'], default='crop', help="non-square images: centre-crop to a square (MedMNIST's way, default) or pad with black")
+    im.add_argument('--skip-bad', action='store_true', help='skip unreadable or non-image files (the manifest lists them) instead of stopping')
+    im.add_argument('--workers', type=int, help='decoding threads (default: the cores)')
+    im.add_argument('--replace', action='store_true', help='replace a dataset of the same name imported before')
+    im.add_argument('--data-dir', help='where to write it (default $RESDEPTH_DATA, else ./data)')
     pl = sub.add_parser('plan', help="forecast a study on this machine before running it: images, memory and time per dataset and size, "
                                      "and whether its cells fit side by side")
     _study_arguments(pl, positional=True)
@@ -99,11 +130,13 @@ def _parser()->argparse.ArgumentParser:
     for k in ('datasets', 'sizes', 'depths', 'seeds'):
         s_.add_argument(f'--{k}', nargs='+', type=str if k == 'datasets' else int, help=f'{k} of a study given on the command line')
     s_.add_argument('--out', default='runs', help='results root (default runs)')
+    s_.add_argument('--data-dir', help='data folder, for datasets you imported (default $RESDEPTH_DATA, else ./data)')
     b = sub.add_parser('book', help='render the book from the result records')
     b.add_argument('--runs', default='runs', help='results root to read (default runs)')
     b.add_argument('--study', help='study to show (default: the only one under --runs, else liu2024, else quick)')
     b.add_argument('--out', help='output folder (default _book in the project)')
     b.add_argument('--project', default='.', help='folder inside the resdepth checkout holding _quarto.yml (default .)')
+    b.add_argument('--data-dir', help='data folder, for datasets you imported (default $RESDEPTH_DATA, else ./data)')
     b.add_argument('--renderer', default='auto', choices=['auto', 'quarto', 'jupyter-book'], help='default: quarto if installed')
     sub.add_parser('studies', help='list the named studies and their cell counts')
     return p
@@ -152,6 +185,15 @@ def _check_fit(a, todo:list[CellConfig])->str|None:
     return (f"fit check: no memory limit on {dev}, nothing checked" if limit is None else
             f"fit check: every cell fits, {k} per device within {human_bytes(limit)} on {dev}")
 
+def _runner(a, out:Path, retry_failed:bool=False):
+    "A function running a list of cells as ordinary cells of the study folder `out`, with the command line's backend and options."
+    if a.backend == 'ray':
+        from .cluster import run_grid_ray
+        return lambda cells: run_grid_ray(cells, out, a.data_dir, retry_failed, a.save_model, a.kernel_retries, address=a.address,
+                                          cpus_per_cell=a.cpus_per_cell or 1, gpus_per_cell=a.gpus_per_cell)
+    return lambda cells: run_grid(cells, out, a.data_dir, retry_failed, a.save_model, a.kernel_retries, workers=a.workers,
+                                  threads=int(a.cpus_per_cell or 0))
+
 def _run(a)->int:
     cells = shard(_cells(a), a.shard)
     out = Path(a.out)/study_name(_study(a))
@@ -164,13 +206,9 @@ def _run(a)->int:
         print("dry run: nothing trained or written; the data files were not checked")
         return 0
     if not a.no_fit_check: _check_fit(a, prepare(cells, out, a.data_dir, a.retry_failed, log=lambda *_: None, check_data=False)[0])
-    if a.backend == 'ray':
-        from .cluster import run_grid_ray
-        res = run_grid_ray(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, address=a.address,
-                           cpus_per_cell=a.cpus_per_cell or 1, gpus_per_cell=a.gpus_per_cell)
-    else:
-        res = run_grid(cells, out, a.data_dir, a.retry_failed, a.save_model, a.kernel_retries, workers=a.workers, threads=int(a.cpus_per_cell or 0))
+    res = _runner(a, out, a.retry_failed)(cells)
     return 1 if res['failed'] else 0
+
 
 # %% ../nbs/07_cli.ipynb #5e1a7c22
 def _duration(s:float)->str:
@@ -242,10 +280,52 @@ def _studies(a)->int:
     for name in STUDIES: print(f"{name}: {len(study_cells(name))} cells")
     return 0
 
+def _search_study(a)->str:
+    "The study a `search` command line names: STUDY or --study, else a new study named after its --datasets."
+    name = getattr(a, 'name', None)
+    if name and a.study and name != a.study: raise ValueError(f"two studies given, {name!r} and --study {a.study!r}; give one")
+    if name or a.study: return name or a.study
+    if a.datasets: return '-'.join(a.datasets)
+    raise ValueError("name the study to search (quick, liu2024, a YAML file), or give --datasets NAME to search a dataset over its sizes and depths 1-4")
+
+def _search_cells(a, study:str)->list[CellConfig]:
+    "The full grid a search races over: the study's cells with the command line's axes and protocol, its first --max-seeds seeds; a new study of --datasets takes their sizes, depths 1-4 and seeds 0..N-1."
+    if a.max_seeds < 1: raise ValueError(f"--max-seeds must be at least 1, not {a.max_seeds}")
+    protocol = {k: getattr(a, k) for k in PROTOCOL_KEYS if getattr(a, k, None) is not None}
+    axes = dict(datasets=a.datasets, sizes=a.sizes, depths=a.depths, seeds=a.seeds)
+    if not load_study(study)[1] and a.datasets:
+        shared = set.intersection(*(set(stored_sizes(d)) for d in a.datasets))
+        axes.update(sizes=a.sizes or sorted(shared), depths=a.depths or list(DEPTHS), seeds=a.seeds or list(range(a.max_seeds)))
+    cells = study_cells(study, **axes, **protocol)
+    keep = list(dict.fromkeys(c.seed for c in cells))[:a.max_seeds]
+    return [c for c in cells if c.seed in keep]
+
+def _search(a)->int:
+    from resdepth.search import replay, search, search_text
+    study = _search_study(a)
+    out, kw = Path(a.out)/study_name(study), dict(race_on=a.race_on, alpha=a.alpha, first_seeds=a.first_seeds, max_seeds=a.max_seeds, budget=a.budget)
+    if a.replay:
+        print(search_text(replay(out, **kw)))
+        return 0
+    _check_scale_options(a)
+    cells = _search_cells(a, study)
+    if not a.no_fit_check: _check_fit(a, prepare(cells, out, a.data_dir, log=lambda *_: None, check_data=False)[0])
+    print(search_text(search(cells, out, _runner(a, out), **kw)))
+    return 0
+
+def _data(a)->int:
+    from resdepth.imports import import_dataset
+    import_dataset(a.name, a.source, sizes=tuple(a.sizes), channels=a.channels, path=a.data_dir, seed=a.seed, skip_bad=a.skip_bad,
+                   fit=a.fit, workers=a.workers, replace=a.replace)
+    return 0
+
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `resdepth` command."
     a = _parser().parse_args(argv)
-    try: return dict(run=_run, plan=_plan, book=_book, studies=_studies, status=_status, bench=_bench)[a.command](a)
+    env = os.environ.get('RESDEPTH_DATA')
+    if getattr(a, 'data_dir', None):  # imported datasets are found by their manifest in the data folder: here, in every kernel and chapter
+        os.environ['RESDEPTH_DATA'] = str(Path(a.data_dir).expanduser().absolute())
+    try: return dict(run=_run, plan=_plan, search=_search, data=_data, book=_book, studies=_studies, status=_status, bench=_bench)[a.command](a)
     except (ResdepthError, ValueError) as e:
         print(f"resdepth: error: {e}", file=sys.stderr)
         return 2
@@ -253,3 +333,7 @@ def main(argv:list[str]|None=None)->int:
     except KeyboardInterrupt:
         print("resdepth: interrupted; finished cells are kept, rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:  # `main` called in-process (tests, notebooks) leaves the environment as it found it
+        if env is None: os.environ.pop('RESDEPTH_DATA', None)
+        else: os.environ['RESDEPTH_DATA'] = env
+

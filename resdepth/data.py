@@ -20,11 +20,12 @@ from fastai.torch_core import to_detach
 from torch import nn
 from .core import ResdepthError, data_dir, md5sum, write_atomic
 from .vision import VISION, class_names, fetch_vision, load_vision, write_vision
+from .imports import imported_file, manifest, manifest_dir, reimport_command, use_data_dir
 
 # %% auto #0
 __all__ = ['DATASETS', 'SIZES', 'DERIVED', 'check_dataset', 'medmnist_flag', 'check_size', 'stored_sizes', 'check_stored_size',
            'label_names', 'n_classes', 'n_channels', 'n_outputs', 'task', 'npz_name', 'official_md5', 'official_url',
-           'shipped', 'fetch', 'ensure', 'paper_split', 'load_official', 'split_indices', 'load_split',
+           'shipped', 'fetch', 'ensure', 'dataset_file', 'paper_split', 'load_official', 'split_indices', 'load_split',
            'write_medmnist', 'pixels', 'normalise', 'to_tensor', 'resize', 'model_input', 'crop_flip', 'TensorBatches',
            'eval_chunk', 'cell_data']
 
@@ -39,47 +40,58 @@ DERIVED = {  # datasets read from another MedMNIST flag's files, with their labe
 
 def _medmnist_2d(flag): return flag in INFO and 'n_channels' in INFO[flag] and not flag.endswith('3d') and 'multi-label' not in INFO[flag]['task']
 
-def check_dataset(name:str)->str:
-    "`name` if resdepth can train on it, else a ValueError listing the choices."
-    if _medmnist_2d(name) or name in DERIVED or name in VISION: return name
+def _imported(name:str, path:str|Path|None=None)->dict|None:
+    "The manifest of `name` if it is a dataset imported into the data directory `path`, else None."
+    return None if _medmnist_2d(name) or name in DERIVED or name in VISION else manifest(name, path)
+
+def check_dataset(name:str, path:str|Path|None=None)->str:
+    "`name` if resdepth can train on it (an imported dataset is looked up in the data directory `path`), else a ValueError listing the choices."
+    if _medmnist_2d(name) or name in DERIVED or name in VISION or _imported(name, path) is not None: return name
     hint = " (ChestMNIST is multi-label; the binary 'chestmnist-nofinding' reads its files)" if name == 'chestmnist' else ''
     raise ValueError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(DATASETS + tuple(DERIVED) + tuple(VISION))}, "
-                     f"or another 2D MedMNIST flag")
+                     f"another 2D MedMNIST flag, or a dataset imported into {manifest_dir(path)} (resdepth data import)")
 
 def _source(name:str)->str: return DERIVED[name]['source'] if name in DERIVED else name
 
-def medmnist_flag(name:str)->str|None:
-    "The MedMNIST flag whose files hold `name`; None for a torchvision dataset."
-    name = check_dataset(name)
-    return None if name in VISION else _source(name)
+def medmnist_flag(name:str, path:str|Path|None=None)->str|None:
+    "The MedMNIST flag whose files hold `name`; None for a torchvision dataset or an imported one."
+    name = check_dataset(name, path)
+    return _source(name) if _medmnist_2d(name) or name in DERIVED else None
 
 def check_size(size:int)->int:
     "`size` if MedMNIST publishes it, else a ValueError listing the sizes."
     if size not in SIZES: raise ValueError(f"size {size!r} is not published by MedMNIST; choose one of: {', '.join(map(str, SIZES))}")
     return size
 
-def stored_sizes(name:str)->tuple:
-    "The image sizes `name`'s official files come in."
-    return (VISION[name]['size'],) if medmnist_flag(name) is None else SIZES
+def stored_sizes(name:str, path:str|Path|None=None)->tuple:
+    "The image sizes `name`'s files come in: MedMNIST's four, torchvision's one, or those an imported dataset was imported at."
+    if (m := _imported(name, path)) is not None: return tuple(m['sizes'])
+    return (VISION[name]['size'],) if medmnist_flag(name, path) is None else SIZES
 
-def check_stored_size(name:str, size:int)->int:
-    "`size` if `name`'s official files come in it, else a ValueError listing the sizes and how to resize."
-    ok = stored_sizes(name)
+def check_stored_size(name:str, size:int, path:str|Path|None=None)->int:
+    "`size` if `name`'s files come in it, else a ValueError listing the sizes and how to resize."
+    ok = stored_sizes(name, path)
+    if size not in ok and (m := _imported(name, path)) is not None:
+        more = {**m, 'sizes': sorted({*ok, size})} if isinstance(size, int) and 8 <= size <= 1024 else m
+        raise ValueError(f"size {size!r} was not imported for {name}; it has {', '.join(map(str, ok))}: choose one of them, set "
+                         f"resize_from={ok[0]} (an imported size) to resize, or import it again at that size: {reimport_command(name, more, path)}")
     if size not in ok:
         raise ValueError(f"size {size!r} is not published for {name}; choose one of: {', '.join(map(str, ok))}, "
                          f"or set resize_from={ok[0]} (a published size) to resize")
     return size
 
-def label_names(name:str)->list[str]:
+def label_names(name:str, path:str|Path|None=None)->list[str]:
     "Class names of `name`, in label order."
-    name = check_dataset(name)
+    name = check_dataset(name, path)
+    if (m := _imported(name, path)) is not None: return list(m['classes'])
     if name in VISION: return class_names(name) if name == 'fashionmnist' else [str(i) for i in range(100 if name == 'cifar100' else 10)]
     if name in DERIVED: return list(DERIVED[name]['classes'])
     return list(INFO[name]['label'].values())
 
-def n_classes(name:str)->int: "Number of classes of `name`."; return len(label_names(name))
-def n_channels(name:str)->int:
+def n_classes(name:str, path:str|Path|None=None)->int: "Number of classes of `name`."; return len(label_names(name, path))
+def n_channels(name:str, path:str|Path|None=None)->int:
     "Image channels of `name` (1 gray, 3 colour)."
+    if (m := _imported(name, path)) is not None: return m['channels']
     flag = medmnist_flag(name)
     return VISION[name]['channels'] if flag is None else INFO[flag]['n_channels']
 def n_outputs(cfg)->int:
@@ -88,8 +100,9 @@ def n_outputs(cfg)->int:
     if cfg.loss == 'bce' and k != 2: raise ValueError(f"loss 'bce' needs two classes; {cfg.dataset} has {k}: use loss 'ce'")
     return 1 if cfg.loss == 'bce' else k
 
-def task(name:str)->str:
+def task(name:str, path:str|Path|None=None)->str:
     "The task, e.g. 'binary-class' or 'multi-class'."
+    if (m := _imported(name, path)) is not None: return m['task']
     flag = medmnist_flag(name)
     return INFO[name]['task'] if flag == name else 'binary-class' if n_classes(name) == 2 else 'multi-class'
 
@@ -135,13 +148,24 @@ def _copy_shipped(src:Path, root:Path, log=print):
     log(f"{src.name} was not in {root}: copied the {src.name} shipped with resdepth there "
         f"(the official MedMNIST file, CC BY 4.0, attribution in resdepth/datasets/README.md)")
 
-def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'breastmnist', 'chestmnist-nofinding'
-          size:int, # 28, 64, 128 or 224
+def _imported_file(name:str, size:int, m:dict, path:str|Path|None=None, verify:bool=True)->Path:
+    "The file of the imported dataset `name` (manifest `m`) at `size` px, its MD5 checked against the manifest's."
+    check_stored_size(name, size, path)
+    f, again = imported_file(name, size, path), reimport_command(name, m, path)
+    if not f.exists(): raise ResdepthError(f"{f.name} of the imported dataset {name} is missing from {f.parent}; import it again: {again}")
+    if verify and (got := md5sum(f)) != (want := m['files'][f.name]):
+        raise ResdepthError(f"{f} is damaged or was changed after it was imported (md5 {got}, expected {want} as its manifest {name}.json "
+                            f"says); it was left untouched: import it again: {again}")
+    return f
+
+def fetch(flag:str, # MedMNIST flag, a dataset read from its files or an imported dataset, e.g. 'breastmnist', 'chestmnist-nofinding'
+          size:int, # 28, 64, 128 or 224 (an imported dataset: a size it was imported at)
           path:str|Path|None=None, # data directory; default `$RESDEPTH_DATA` or ./data
-          verify:bool=True, # check the file's MD5 against `INFO`
+          verify:bool=True, # check the file's MD5 against `INFO` (an imported dataset: against its manifest)
           log=print, # says where a missing file came from
          )->Path:
-    "Path of the verified official file; a missing one is copied from the package (BreastMNIST 28 px) or downloaded."
+    "Path of the verified file; a missing official one is copied from the package (BreastMNIST 28 px) or downloaded, a missing imported one is refused."
+    if (m := _imported(flag, path)) is not None: return _imported_file(flag, size, m, path, verify)
     flag = _source(flag)
     root = data_dir(path); f = root/npz_name(flag, size)
     if not f.exists():
@@ -155,9 +179,15 @@ def fetch(flag:str, # MedMNIST flag or a dataset read from its files, e.g. 'brea
     return f
 
 def ensure(name:str, size:int, path:str|Path|None=None, verify:bool=True, log=print)->Path:
-    "The checked official file (MedMNIST) or folder (torchvision) holding `name` at `size` pixels, copied or downloaded if missing."
-    check_stored_size(name, size)
-    return fetch(name, size, path, verify, log) if medmnist_flag(name) is not None else fetch_vision(name, path, verify)
+    "The checked file (MedMNIST, imported) or folder (torchvision) holding `name` at `size` pixels, an official one copied or downloaded if missing."
+    check_stored_size(name, size, path)
+    return fetch_vision(name, path, verify) if name in VISION else fetch(name, size, path, verify, log)
+
+def dataset_file(name:str, size:int, path:str|Path|None=None)->Path:
+    "Where the .npz of `name` at `size` px is expected: MedMNIST's official file (a derived dataset's source's), or an imported dataset's."
+    name = check_dataset(name, path)
+    if name in VISION: raise ValueError(f"{name} is kept in torchvision's layout (a folder of its own files), not in one .npz per size")
+    return imported_file(name, size, path) if _imported(name, path) is not None else data_dir(path)/npz_name(_source(name), size)
 
 # %% ../nbs/02_data.ipynb #16bb0054
 def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->dict:
@@ -169,8 +199,7 @@ def paper_split(labels:np.ndarray, seed:int, valid:float=0.2, test:float=0.2)->d
 
 def _official(name:str, size:int, path:str|Path|None=None, verify:bool=True)->tuple:
     "(official part -> int64 labels, in the order train, val, test; a function reading one part's uint8 images)."
-    flag = medmnist_flag(name)
-    if flag is None:
+    if check_dataset(name, path) in VISION:
         ensure(name, size, path, verify)
         d = load_vision(name, path, verify=False)  # `ensure` has checked the files; each part is handed over once
         return {k: y for k, (_, y) in d.items()}, lambda k: d.pop(k)[0]

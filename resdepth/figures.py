@@ -6,17 +6,22 @@ Docs: https://resdepth.github.io/resdepth/figures.html.md"""
 
 # %% ../nbs/05a_figures.ipynb #84cdeee0
 from __future__ import annotations
-import math, os
+import json, math, os
 from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from .stats import baseline, cost_summary, dataset_name, pareto, t_half, _row_key
+from .core import ResdepthError
+from .companions import arch_name
+from .stats import baseline, cost_summary, dataset_name, pareto, t_half, _p, _row_key, _runs
 
 # %% auto #0
-__all__ = ['ONE_SEED', 'mean_ci', 'ci_line', 'one_seed_note', 'figure_depth', 'figure_resolution', 'figure_both', 'figure_pareto',
-           'save_figure', 'show_figure', 'feature_maps']
+__all__ = ['ONE_SEED', 'SEARCH_KEYS', 'RACE_COLORS', 'STOPPED', 'mean_ci', 'ci_line', 'one_seed_note', 'figure_depth',
+           'figure_resolution', 'figure_both', 'figure_pareto', 'save_figure', 'show_figure', 'feature_maps',
+           'load_search', 'searched_studies', 'config_label', 'race_of', 'race_order', 'drop_test', 'mean_ci_text',
+           'seeds_text', 'drop_note', 'race_metric', 'figure_race', 'race_table', 'round_table', 'search_overview',
+           'race_answer']
 
 # %% ../nbs/05a_figures.ipynb #e83bbd5a
 def mean_ci(x)->tuple[float, float, int]:
@@ -174,3 +179,199 @@ def feature_maps(record:dict, # a cell's result record
     fig.suptitle(f"{dataset_name(cfg.dataset)}: {net}block {cfg.depth} @ {cfg.size} px{src}, seed {cfg.seed}", fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/05a_figures.ipynb #b68fefcb
+SEARCH_KEYS = ('study', 'race_on', 'alpha', 'seeds', 'cells_run', 'full_grid_cells', 'finished', 'races')
+
+def load_search(study_dir:str|Path)->dict|None:
+    "The `search.json` of a study folder; None when the study was not searched; a one-line `ResdepthError` when it cannot be read."
+    p = Path(study_dir)/'search.json'
+    if not p.exists(): return None
+    fix = f"rerun `resdepth search {Path(study_dir).name}` to write it again"
+    try: s = json.loads(p.read_text())
+    except (OSError, ValueError) as e: raise ResdepthError(f"{p} cannot be read as JSON ({e}); {fix}") from None
+    missing = [k for k in SEARCH_KEYS if k not in s] if isinstance(s, dict) else list(SEARCH_KEYS)
+    if missing: raise ResdepthError(f"{p} lacks {', '.join(missing)}, so it is not a search's result; {fix}")
+    return s
+
+def searched_studies(runs:str|Path|None=None, # results root; default `$RESDEPTH_RUNS` or ./runs
+                     study:str|None=None, # the book's study; default `$RESDEPTH_STUDY`
+                    )->list[str]:
+    "The studies whose search the book shows: `study` when it was searched, else every study folder under `runs` with a `search.json`."
+    runs, study = _runs(runs), study or os.environ.get('RESDEPTH_STUDY')
+    if study and (runs/study/'search.json').exists(): return [study]
+    return sorted(p.parent.name for p in runs.glob('*/search.json')) if runs.exists() else []
+
+def config_label(c:dict)->str:
+    "A configuration as the book names it: 'block 3 @ 64 px', with the network first when it is not ResNet18."
+    arch = c.get('arch') or 'resnet18'
+    return ('' if arch == 'resnet18' else f'{arch_name(arch)}, ') + f"block {c['depth']} @ {c['size']} px"
+
+def race_of(search:dict, dataset:str)->dict:
+    "The race of `dataset` in a search result; a one-line `ValueError` naming the raced datasets when it has none."
+    for r in search['races']:
+        if r['dataset'] == dataset: return r
+    raise ValueError(f"study {search['study']!r} did not race {dataset!r}; it raced: {', '.join(r['dataset'] for r in search['races']) or 'nothing'}")
+
+_STATUS_RANK = {'best': 0, 'not worse': 1, 'dropped': 2}
+def race_order(race:dict)->list[dict]:
+    "The race's configurations as the book lists them: the best, the others not worse (highest mean first), then the dropped, the last to leave first."
+    return sorted(race['configs'], key=lambda c: (_STATUS_RANK.get(c['status'], 3), -(c.get('dropped_round') or 0),
+                                                  c.get('mean') is None, -(c.get('mean') or 0), c['cell_prefix']))
+
+def drop_test(race:dict, c:dict)->dict|None:
+    "The test that dropped configuration `c`: its entry in the tests of the round it left, or None (dropped without a test, or not dropped)."
+    for r in race['rounds']:
+        if r['round'] == c.get('dropped_round'):
+            return next((t for t in r['tests'] if t['config'] == c['cell_prefix'] and t['dropped']), None)
+    return None
+
+def _num(v, digits=3, sign=False)->str: return '—' if v is None or not np.isfinite(v) else f"{v:{'+' if sign else ''}.{digits}f}"
+
+def mean_ci_text(c:dict, digits:int=3)->str:
+    "'0.842 [0.831, 0.853]' for a configuration's mean and 95% interval; the mean alone where there is no interval."
+    if c.get('mean') is None: return '—'
+    if c.get('ci_low') is None or c.get('ci_high') is None: return _num(c['mean'], digits)
+    return f"{_num(c['mean'], digits)} [{_num(c['ci_low'], digits)}, {_num(c['ci_high'], digits)}]"
+
+def seeds_text(seeds)->str:
+    "Seeds as runs of consecutive numbers: [0, 1, 2, 3, 5] -> '0-3, 5'."
+    out, s = [], sorted(int(x) for x in seeds)
+    for x in s:
+        if out and x == out[-1][1] + 1: out[-1][1] = x
+        else: out.append([x, x])
+    return ', '.join(f'{a}' if a == b else f'{a}, {b}' if b == a + 1 else f'{a}-{b}' for a, b in out)
+
+def drop_note(race:dict, c:dict)->str:
+    "Why a configuration left the race: its mean difference from the best and the Holm p of the test that dropped it, else the recorded reason."
+    t = drop_test(race, c)
+    if t is not None and t.get('p_holm') is not None: return f"{_num(t['mean_diff'], sign=True)} vs best, Holm p {_p(t['p_holm'])}"
+    return c.get('reason') or (f"{_num(t['mean_diff'], sign=True)} vs best" if t is not None else '')
+
+# %% ../nbs/05a_figures.ipynb #f8b9de28
+RACE_COLORS = {'best': 'tab:blue', 'not worse': '#8fbce6', 'dropped': '0.82'}
+
+def race_metric(search:dict)->str:
+    "The accuracy a search raced on, in words."
+    return 'validation accuracy' if search['race_on'] == 'valid' else 'test accuracy'
+
+def _short(text:str, n:int=48)->str: return text if len(text) <= n else text[:n - 1] + '…'
+
+def figure_race(search:dict, # a search result (`load_search`)
+                dataset:str, # one of its raced datasets
+               )->plt.Figure|None:
+    "One dataset's race: a bar per configuration over the seeds it ran, survivors on top and coloured, a cross where each dropped one left, and why."
+    race = race_of(search, dataset); cs = race_order(race)
+    if not cs: return None
+    seeds = list(search.get('seeds') or [])
+    for c in cs: seeds += [s for s in c['seeds_run'] if s not in seeds]
+    at = {s: i for i, s in enumerate(seeds)}
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.3 * len(cs)))
+    for y, c in zip(range(len(cs) - 1, -1, -1), cs):
+        xs = sorted(at[s] for s in c['seeds_run'])
+        ax.broken_barh([(x + 0.04, 0.92) for x in xs], (y - 0.3, 0.6), color=RACE_COLORS.get(c['status'], '0.82'))
+        if c['status'] == 'dropped':
+            if xs: ax.plot(xs[-1] + 1, y, 'X', color='tab:red', ms=7, mec='white', mew=0.5, clip_on=False)
+            r, why = c.get('dropped_round'), drop_note(race, c)
+            note = _short(f"round {r}: {why}" if r and why else f"dropped in round {r}" if r else why or 'dropped')
+        else: note = f"{mean_ci_text(c)}, {len(c['seeds_run'])} seeds"
+        ax.annotate(note, (1.025, y), xycoords=('axes fraction', 'data'), va='center', fontsize=7,
+                    fontweight='bold' if c['status'] == 'best' else 'normal')
+    ax.set_yticks(range(len(cs) - 1, -1, -1), [config_label(c) for c in cs], fontsize=8)
+    ax.set_ylim(-0.7, len(cs) - 0.3); ax.set_xlim(0, max(1, len(seeds)))
+    ax.set_xticks(np.arange(len(seeds)) + 0.5, [str(s) for s in seeds], fontsize=8); ax.tick_params(axis='x', length=0)
+    ax.set_xlabel('seed (in the order the race ran them)')
+    ends = np.cumsum([len(r['seeds']) for r in race['rounds']])
+    for x in ends: ax.axvline(x, color='0.5', ls=':', lw=0.8)
+    if len(ends):
+        top = ax.twiny(); top.set_xlim(ax.get_xlim())
+        top.set_xticks(ends, [str(r['round']) for r in race['rounds']], fontsize=7); top.set_xlabel('end of round', fontsize=8)
+    ax.set_title(f"{dataset_name(dataset)}: {len(cs)} configurations raced on {race_metric(search)}", fontsize=10)
+    keys = [plt.Rectangle((0, 0), 1, 1, color=RACE_COLORS[k]) for k in RACE_COLORS] + \
+           [plt.Line2D([], [], marker='X', color='tab:red', ls='none')]
+    fig.legend(keys, ['best', 'not significantly worse', 'dropped', 'where it was dropped'], fontsize=7, loc='lower center', ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+    return fig
+
+def race_table(search:dict, dataset:str, digits:int=3)->pd.DataFrame:
+    "Every configuration of one dataset's race in `race_order`: status, seeds run, mean [95% CI], the round it was dropped in and why, MFLOPs, seconds per cell."
+    race = race_of(search, dataset)
+    rows = [{'configuration': config_label(c), 'status': c['status'], 'seeds run': seeds_text(c['seeds_run']), 'n': c.get('n', len(c['seeds_run'])),
+             f"mean {race_metric(search)} [95% CI]": mean_ci_text(c, digits),
+             'dropped in round': '' if c.get('dropped_round') is None else int(c['dropped_round']),
+             'reason': c.get('reason') or '', 'MFLOPs/image': '' if c.get('flops') is None else f"{c['flops'] / 1e6:.1f}",
+             's/cell': '' if c.get('seconds') is None else f"{c['seconds']:.1f}"} for c in race_order(race)]
+    return pd.DataFrame(rows, columns=['configuration', 'status', 'seeds run', 'n', f"mean {race_metric(search)} [95% CI]",
+                                       'dropped in round', 'reason', 'MFLOPs/image', 's/cell'])
+
+def round_table(search:dict, dataset:str)->pd.DataFrame:
+    "One row per round of one dataset's race: its seeds, the cells it ran, how many configurations raced in it, the best at its end, and what it dropped."
+    race = race_of(search, dataset)
+    label = {c['cell_prefix']: config_label(c) for c in race['configs']}
+    rows = []
+    for r in race['rounds']:
+        tested = {t['config'] for t in r['tests'] if t['dropped']}
+        gone = [f"{label.get(t['config'], t['config'])} ({_num(t['mean_diff'], sign=True)}, Holm p {_p(t['p_holm']) or '—'})"
+                for t in r['tests'] if t['dropped']]
+        gone += [f"{label[c['cell_prefix']]} ({c.get('reason') or 'no test'})" for c in race['configs']
+                 if c.get('dropped_round') == r['round'] and c['cell_prefix'] not in tested]
+        rows.append({'round': r['round'], 'seeds': seeds_text(r['seeds']), 'cells run': len(r.get('cells') or []),
+                     'in the race': r['survivors'], 'best': label.get(r['best'], r['best'] or ''), 'dropped': '; '.join(gone)})
+    return pd.DataFrame(rows, columns=['round', 'seeds', 'cells run', 'in the race', 'best', 'dropped'])
+
+# %% ../nbs/05a_figures.ipynb #84deda1d
+STOPPED = {'one survivor': 'one configuration was left', 'max seeds': 'the survivors had run every seed of the study',
+           'budget': 'the cell budget could not pay for another round', 'no survivors': 'every configuration left it'}
+
+def _pct(part, whole)->str: return f"{100 * part / whole:.0f}%" if whole else '—'
+
+def search_overview(search:dict)->str:
+    "What a search did, in a paragraph: the metric it raced on, the test, and the cells it ran against the full grid's."
+    how = ("the validation accuracy of each cell's tested weights, so the test set played no part in choosing"
+           if search['race_on'] == 'valid' else
+           "test accuracy, as the paper compared its configurations; the test set then chose the answer, so its accuracies are optimistic")
+    run, full = search['cells_run'], search['full_grid_cells']
+    state = ('' if search['finished'] else
+             f"**This search has not finished**: what follows is its state when it last wrote its result ({search.get('updated') or 'time unknown'}). ")
+    return (f"{state}Study `{search['study']}` raced on {how}. After each round, every survivor was compared with the best by a paired "
+            f"t-test over the seeds both had run (two-sided, Holm-corrected across the round's comparisons, α = {search['alpha']:g}) "
+            f"and dropped when significantly worse. It ran {run} cells of the full grid's {full}"
+            + (f", {_pct(full - run, full)} fewer." if full else '.'))
+
+def _cheapest(c, best, key)->str:
+    "How a cheapest configuration reads in an answer, by 'flops' or 'seconds'."
+    if c is None or c.get(key) is None: return 'is unknown (no record measured it)'
+    cost = f"{c['flops'] / 1e6:.1f} MFLOPs per image" if key == 'flops' else f"{c['seconds']:.1f} s per cell"
+    if c is best: return f"is the best itself ({cost})"
+    if best.get(key) is None: return f"is {config_label(c)} ({cost})"
+    ref = f"{best['flops'] / 1e6:.1f}" if key == 'flops' else f"{best['seconds']:.1f} s"
+    return f"is {config_label(c)} ({cost}, against {ref} for the best)"
+
+def race_answer(search:dict, # a search result (`load_search`)
+                dataset:str, # one of its raced datasets
+                shown:int=5, # most configurations not significantly worse named in the paragraph, highest mean first
+               )->str:
+    "The answer of one dataset's race in a paragraph: the best, those not significantly worse, the cheapest of them by FLOPs and by time, and the cells its rounds ran."
+    race = race_of(search, dataset); a = race.get('answer') or {}
+    by = {c['cell_prefix']: c for c in race['configs']}
+    name, metric = dataset_name(dataset), race_metric(search)
+    best = by.get(a.get('best'))
+    if best is None: return (f"**{name}**: every configuration left the race without a result to compare; the reasons are in the table below."
+                             if race['stopped'] == 'no survivors' else f"**{name}**: no configuration has a result yet.")
+    seeds = lambda c: f"{len(c['seeds_run'])} seed{'s' * (len(c['seeds_run']) != 1)}"
+    ci = ' (95% CI)' if best.get('ci_low') is not None else ''
+    out = [f"**{name}.** {'So far the' if race['stopped'] == 'running' else 'The'} best configuration is **{config_label(best)}**: "
+           f"mean {metric} {mean_ci_text(best)}{ci} over {seeds(best)} ({seeds_text(best['seeds_run'])})."]
+    others = sorted((by[p] for p in a.get('not_worse') or [] if p in by and p != best['cell_prefix']), key=lambda c: -(c.get('mean') or 0))
+    named = others if len(others) <= shown + 1 else others[:shown]  # never 'and 1 more'
+    more = f"; and {len(others) - len(named)} more, all in the table below" if len(named) < len(others) else ''
+    out.append(f"Not significantly worse than it: {'; '.join(f'{config_label(c)}, {mean_ci_text(c)} over {seeds(c)}' for c in named)}{more}."
+               if others else "Every other configuration was dropped as significantly worse." if len(by) > 1 else "It was the only configuration raced.")
+    if others:
+        out.append(f"By forward FLOPs the cheapest of them, the best included, {_cheapest(by.get(a.get('cheapest_flops')), best, 'flops')}; "
+                   f"by measured time the cheapest {_cheapest(by.get(a.get('cheapest_seconds')), best, 'seconds')}.")
+    n, run, grid = len(race['rounds']), sum(len(r.get('cells') or []) for r in race['rounds']), len(race['configs']) * len(search['seeds'])
+    took = f"{n} complete round{'s' * (n != 1)} and {run} cells of this dataset's {grid} ({_pct(grid - run, grid)} fewer)"
+    out.append(f"The race is still running; so far it took {took}." if race['stopped'] == 'running' else
+               f"The race stopped after {took}, because {STOPPED.get(race['stopped'], race['stopped'])}.")
+    return ' '.join(out)

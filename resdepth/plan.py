@@ -17,6 +17,7 @@ from torch import nn
 from medmnist import INFO
 from .core import CellConfig, ResdepthError, pick_device
 from .data import TensorBatches, check_stored_size, crop_flip, eval_chunk, medmnist_flag, model_input, n_channels, n_outputs, pixels, split_indices
+from .imports import manifest
 from .models import ARCHS, Unbuildable, build_model, measure
 from .train import bce_loss, host_memory, human_bytes, out_of_memory
 
@@ -30,10 +31,11 @@ __all__ = ['VISION_COUNTS', 'PROBE_PIXELS', 'PROBE_OUTPUTS', 'STEP_REPEATS', 'ST
 VISION_COUNTS = {'cifar10': dict(train=50_000, test=10_000), 'cifar100': dict(train=50_000, test=10_000),
                  'fashionmnist': dict(train=60_000, test=10_000)}  # torchvision's official parts (no validation part)
 
-def official_counts(dataset:str)->dict:
-    "Images per official part of `dataset`: MedMNIST's `INFO` (train, val, test; a derived dataset reads its source's), or torchvision's (train, test)."
-    flag = medmnist_flag(dataset)
-    return dict(VISION_COUNTS[dataset]) if flag is None else {k: INFO[flag]['n_samples'][k] for k in ('train', 'val', 'test')}
+def official_counts(dataset:str, path:str|Path|None=None)->dict:
+    "Images per official part of `dataset`: MedMNIST's `INFO` (train, val, test; a derived dataset reads its source's), torchvision's (train, test), or an imported dataset's manifest (train, val, test)."
+    flag = medmnist_flag(dataset, path)
+    if flag is not None: return {k: INFO[flag]['n_samples'][k] for k in ('train', 'val', 'test')}
+    return dict(VISION_COUNTS[dataset]) if dataset in VISION_COUNTS else dict(manifest(dataset, path)['counts'])
 
 @cache
 def _split_sizes(parts:tuple, # (official part, images) pairs

@@ -13,8 +13,8 @@ from .core import CellConfig, ResdepthError, utc_now, write_json, protocol_diffe
 from .locks import holder
 
 # %% auto #0
-__all__ = ['record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol', 'write_failure', 'survey',
-           'study_records', 'study_status']
+__all__ = ['STUDY_FILES', 'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol',
+           'write_failure', 'survey', 'study_records', 'study_status']
 
 # %% ../nbs/04b_records.ipynb #cf6e2a99
 def record_path(study_dir:str|Path, cfg:CellConfig)->Path: "Where `cfg`'s record lives."; return Path(study_dir)/f'{cfg.cell_id}.json'
@@ -66,9 +66,11 @@ def survey(cells:list[CellConfig], study_dir:str|Path)->dict:
         out[c.cell_id] = (state, r)
     return out
 
+STUDY_FILES = ('search.json',)  # JSON files of a study folder that are not cell records: `resdepth search`'s race
+
 def study_records(study_dir:str|Path)->dict:
     "cell id -> (state, record) for every record file in `study_dir` (see `record_state`)."
-    return {p.stem: record_state(p) for p in sorted(Path(study_dir).glob('*.json')) if not p.name.startswith('.')}
+    return {p.stem: record_state(p) for p in sorted(Path(study_dir).glob('*.json')) if not p.name.startswith('.') and p.name not in STUDY_FILES}
 
 # %% ../nbs/04b_records.ipynb #3e021759
 def study_status(cells:list[CellConfig], study_dir:str|Path)->tuple:

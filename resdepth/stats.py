@@ -14,8 +14,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from medmnist import INFO
-from .core import ResdepthError, data_dir, protocol_conflict
-from .data import DATASETS, medmnist_flag, npz_name
+from .core import ResdepthError, protocol_conflict
+from .data import DATASETS, VISION, check_dataset, dataset_file
 
 # %% auto #0
 __all__ = ['COLUMNS', 'NAMES', 'MARGIN', 'NON_INFERIOR', 'NOT_SHOWN', 'UNTESTABLE', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT',
@@ -65,7 +65,7 @@ def load_records(root:str|Path)->pd.DataFrame:
 
 # %% ../nbs/05_stats.ipynb #ceb2a0b5
 NAMES = {'chestmnist-nofinding': 'ChestMNIST (no finding / any)', 'cifar10': 'CIFAR-10', 'cifar100': 'CIFAR-100', 'fashionmnist': 'Fashion-MNIST'}
-def dataset_name(flag:str)->str: "Display name, e.g. 'BreastMNIST', 'CIFAR-10'."; return NAMES.get(flag) or (INFO[flag]['python_class'] if flag in INFO else flag)
+def dataset_name(flag:str)->str: "Display name, e.g. 'BreastMNIST', 'CIFAR-10'; an imported dataset's name as it was given."; return NAMES.get(flag) or (INFO[flag]['python_class'] if flag in INFO else flag)
 
 def summarise(df:pd.DataFrame, metric:str='accuracy')->pd.DataFrame:
     "Mean, sd and n of `metric` over seeds per (dataset, size, depth), successful records only."
@@ -170,10 +170,11 @@ def _labels(path:str, mtime_ns:int)->tuple:
 
 def pairing(dataset:str, size_a:int, size_b:int, data:str|Path|None=None)->str:
     "Whether a seed picks the same images from `dataset`'s files at two stored sizes: 'same file', 'same labels', 'labels differ' or 'not checked'."
-    try: flag = medmnist_flag(dataset)
+    try: check_dataset(dataset, data)
+    except (ValueError, ResdepthError): return 'not checked'
+    if size_a == size_b or dataset in VISION: return 'same file'  # torchvision's sets come in one size
+    try: files = [dataset_file(dataset, z, data) for z in (size_a, size_b)]
     except ValueError: return 'not checked'
-    if size_a == size_b or flag is None: return 'same file'  # torchvision's sets come in one size
-    files = [data_dir(data)/npz_name(flag, z) for z in (size_a, size_b)]
     if not all(f.exists() for f in files): return 'not checked'
     a, b = (_labels(str(f), f.stat().st_mtime_ns) for f in files)
     return 'same labels' if len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b)) else 'labels differ'

@@ -25,7 +25,7 @@ from fastai.data.core import DataLoaders
 from medmnist import INFO
 from .core import CellConfig, ResdepthError, environment, pick_device, utc_now, write_atomic
 from .models import Unbuildable, build_model, measure, truncated_resnet
-from .data import cell_data, medmnist_flag, n_channels, n_classes, n_outputs, task
+from .data import cell_data, medmnist_flag, n_channels, n_classes, n_outputs, task, use_data_dir
 
 # %% auto #0
 __all__ = ['NonFiniteLoss', 'StopOnNonFinite', 'Autocast', 'SaveBest', 'tested_epoch', 'lowest_valid_epoch', 'CellOptimizer',
@@ -260,6 +260,7 @@ def train_cell(cfg:CellConfig, # what to train
               )->dict:
     "Train and test one cell under `cfg`; return its result record, or raise `CellOutOfMemory` if its device ran out of memory."
     t0 = time.perf_counter()
+    use_data_dir(data_path)  # an imported dataset's classes and channels are read from the folder its images are read from
     device = pick_device(cfg.device)
     reset_peak_memory(device)
     set_seed(cfg.seed, reproducible=True)

@@ -4,7 +4,7 @@ Every line of their ```bash blocks is read. Each `resdepth run` command is check
 YAML file, every option, the scale-out options and the protocol, exactly as a real run checks them, without training);
 `status` and `studies` run on an empty results folder; two commands run for real, shortened to one cell of one epoch
 (the README's first, `resdepth run`, is the run test_offline_default checks: conftest's `quick_offline`, run once);
-`book`, `bench` and `plan` are only parsed, for the reasons in `PARSED_ONLY`. A line that is not a resdepth command must be
+`book`, `bench`, `plan`, `data` and `search` are only parsed, for the reasons in `PARSED_ONLY`. A line that is not a resdepth command must be
 listed in `OTHER_COMMANDS` with the reason it is not run. YAML files the commands name are written from the documents'
 ```yaml blocks whose first line is `# <file>.yaml`.
 """
@@ -29,6 +29,8 @@ PARSED_ONLY = {  # resdepth subcommand -> why it is only parsed here
     'book': 'renders the whole book (minutes); test_end_to_end and test_study_book render it from real records',
     'bench': 'measures this machine for minutes; its figures are checked where bench/*.json is read (test_study_book)',
     'plan': 'probes every size of the study (half a minute on a small CPU); test_plan runs `resdepth plan liu2024` and the packings',
+    'data': 'imports a folder the documents name as an example; test_own_data imports a generated folder and a CSV as documented',
+    'search': 'trains the race it documents; test_own_data runs `resdepth search --datasets NAME` on an imported dataset, resumed',
 }
 SHORT = ['--datasets', 'breastmnist', '--sizes', '28', '--depths', '1', '--seeds', '0', '--epochs', '1']
 RUN_FOR_REAL = {  # documented command -> the options that shorten it to one cell of one epoch
