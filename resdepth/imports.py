@@ -24,7 +24,7 @@ from .vision import VISION
 __all__ = ['PARTS', 'NAME_RE', 'FITS', 'MIN_SPLIT', 'MIN_PAPER', 'use_data_dir', 'manifest_dir', 'file_name', 'imported_file',
            'manifest', 'is_imported', 'reimport_command', 'check_import_name', 'check_import_sizes', 'is_gray_mode',
            'as_mode', 'open_image', 'square', 'resized', 'same_channels', 'import_split', 'check_classes', 'leftovers',
-           'import_dataset']
+           'check_room', 'import_dataset']
 
 # %% ../nbs/02c_imports.ipynb #22ddf500
 PARTS = ('train', 'val', 'test')  # MedMNIST's parts, in the order its files hold them
@@ -348,6 +348,22 @@ def _refuse_existing(name:str, root:Path)->None:
     raise ResdepthError(f"{name} is already imported in {root} ({what}); choose another name or pass --replace (replace=True)")
 
 # %% ../nbs/02c_imports.ipynb #24a6014f
+def check_room(n:int, # images
+               sizes:tuple, # sides to write
+               colour:bool, # three channels, else one
+               src, # the source, named in the message
+              )->int:
+    "The bytes of the output arrays of `n` images at `sizes`; a one-line error, before any is allocated, if the host cannot hold them."
+    from resdepth.train import host_memory, human_bytes  # train reads datasets, so it is imported when needed, not with this module
+    need, m = n * sum(z * z for z in sizes) * (3 if colour else 1), host_memory()
+    room = min(v for v in (m['available'], m['left']) if v is not None) if (m['available'], m['left']) != (None, None) else None
+    if room is not None and need > room:
+        each = ', '.join(f"{z} px {human_bytes(n * z * z * (3 if colour else 1))}" for z in sizes)
+        raise ResdepthError(f"{src}: {n:,} {'colour' if colour else 'gray'} images need {human_bytes(need)} of output arrays at "
+                            f"{', '.join(map(str, sizes))} px ({each}) but this machine has {human_bytes(room)} free; import fewer --sizes, "
+                            f"or on a machine with more memory")
+    return need
+
 def _from_files(src:Path, s:dict, sizes:tuple, channels, seed:int, skip_bad:bool, fit:str, workers:int, bar)->dict:
     "The output arrays of a folder or CSV source `s`: files Pillow cannot read skipped (`skip_bad`) or refused, the split made or kept."
     paths, labels, given, skipped = s['paths'], s['labels'], s['parts'], []
@@ -372,6 +388,7 @@ def _from_files(src:Path, s:dict, sizes:tuple, channels, seed:int, skip_bad:bool
         where = [None] * len(paths)
         for p, ids in rows.items():
             for r, i in enumerate(ids): where[i] = (p, r)
+        check_room(len(paths), sizes, colour, src)
         outs = {z: {p: np.empty((len(ids), z, z) + ((3,) if colour else ()), np.uint8) for p, ids in rows.items()} for z in sizes}
         mode = 'RGB' if colour else 'L'
         bar.reset(total=len(paths))
@@ -388,6 +405,7 @@ def _from_npz(src:Path, s:dict, sizes:tuple, channels, fit:str, workers:int, bar
     check_classes(s['classes'], s['labels'], s['parts'], src)
     colour = channels == 3 or (channels is None and s['colour'])
     mode, differ, labels = 'RGB' if colour else 'L', [], {p: s['labels'][s['parts'] == p] for p in PARTS}
+    check_room(len(s['labels']), sizes, colour, src)
     outs = {z: {p: np.empty((len(y), z, z) + ((3,) if colour else ()), np.uint8) for p, y in labels.items()} for z in sizes}
     for p in PARTS:
         with np.load(src) as z: x = z[f'{p}_images']  # one part in memory at a time

@@ -6,23 +6,22 @@ Docs: https://resdepth.github.io/resdepth/search.html.md"""
 
 # %% ../nbs/04g_search.ipynb #69c2f410
 from __future__ import annotations
-import gc, re, zlib
+import re, zlib
 from dataclasses import asdict, fields
 from functools import cache
 from pathlib import Path
 import numpy as np
 import torch
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 from .core import CellConfig, ResdepthError, utc_now, write_json
 from .data import n_channels, n_outputs
 from .models import model_cost
 from .records import record_path, record_state, study_records, write_failure
-from .stats import check_one_protocol, t_half
+from .stats import check_one_protocol, holm, t_half
 from .studies import check_study
 
 # %% auto #0
-__all__ = ['SEARCH_FILE', 'RACE_ON', 'cell_prefix', 'config_of', 'grid_of', 'check_race_on', 'race_value', 'holm', 'paired_tests',
+__all__ = ['SEARCH_FILE', 'RACE_ON', 'cell_prefix', 'config_of', 'grid_of', 'check_race_on', 'race_value', 'paired_tests',
            'check_race', 'race', 'simulated_accuracy', 'simulated_record', 'simulate_records', 'round_line', 'search',
            'grid_answer', 'replay', 'search_text']
 
@@ -74,12 +73,6 @@ def race_value(state:str, record:dict|None, # a record's state and content, as `
                             f"missing); race on test accuracy (--race-on test), or run that cell again") from None
 
 # %% ../nbs/04g_search.ipynb #9140b955
-def holm(p:list[float], alpha:float=0.05)->np.ndarray:
-    "Holm-adjusted `p` by statsmodels' `multipletests`, the objects that existed before the call kept out of the full garbage collection it runs."
-    gc.freeze()  # statsmodels collects garbage on each Holm call: a third of a second once torch is loaded, many times per race
-    try: return multipletests(p, alpha=alpha, method='holm')[1]
-    finally: gc.unfreeze()
-
 def paired_tests(vals:dict, # configuration -> {seed: value}
                  alpha:float=0.05)->tuple[str, list[dict]]:
     "(best, tests): the configuration of highest mean and each other one's two-sided paired t-test against it, Holm-corrected together."

@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/stats.html.md"""
 
 # %% ../nbs/05_stats.ipynb #b7337089
 from __future__ import annotations
-import json, os, warnings
+import gc, json, os, warnings
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -20,9 +20,9 @@ from .data import DATASETS, VISION, check_dataset, dataset_file
 # %% auto #0
 __all__ = ['COLUMNS', 'NAMES', 'MARGIN', 'NON_INFERIOR', 'NOT_SHOWN', 'UNTESTABLE', 'PAPER_TABLE7', 'PAPER_SIGNIFICANT',
            'check_one_protocol', 'load_records', 'dataset_name', 'summarise', 'cells', 't_half', 'table7', 'book_study',
-           'chapter', 'html', 'stars', 'mark', 'baseline', 'compare_pair', 'pairing', 'comparisons', 'show_comparisons',
-           'non_inferiority', 'cost_summary', 'pareto', 'adequacy', 'cheapest_adequate', 'replicate_table7',
-           'replicate_significance']
+           'chapter', 'html', 'stars', 'mark', 'baseline', 'compare_pair', 'pairing', 'holm', 'comparisons',
+           'show_comparisons', 'non_inferiority', 'cost_summary', 'pareto', 'adequacy', 'cheapest_adequate',
+           'replicate_table7', 'replicate_significance']
 
 # %% ../nbs/05_stats.ipynb #be5b7c97
 COLUMNS = ['study', 'cell_id', 'status', 'dataset', 'size', 'depth', 'seed', 'arch', 'resize_from', 'epochs', 'accuracy', 'auc',
@@ -179,10 +179,16 @@ def pairing(dataset:str, size_a:int, size_b:int, data:str|Path|None=None)->str:
     a, b = (_labels(str(f), f.stat().st_mtime_ns) for f in files)
     return 'same labels' if len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b)) else 'labels differ'
 
+def holm(p:list[float], alpha:float=0.05)->np.ndarray:
+    "Holm-adjusted `p` by statsmodels' `multipletests`, the objects that existed before the call kept out of the full garbage collection it runs."
+    gc.freeze()  # statsmodels collects garbage on each Holm call: a third of a second once torch is loaded, many times per race or book
+    try: return multipletests(p, alpha=alpha, method='holm')[1]
+    finally: gc.unfreeze()
+
 def _holm(t:pd.DataFrame)->pd.DataFrame:
     t = t.copy(); t['p_holm'] = np.nan
     ok = t.p_student.notna()
-    if ok.any(): t.loc[ok, 'p_holm'] = multipletests(t.loc[ok, 'p_student'], method='holm')[1]
+    if ok.any(): t.loc[ok, 'p_holm'] = holm(t.loc[ok, 'p_student'].to_list())
     t['sig'] = [mark(d, p) for d, p in zip(t['diff'], t.p_student)]; t['sig_holm'] = [mark(d, p) for d, p in zip(t['diff'], t.p_holm)]
     return t
 

@@ -238,6 +238,17 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path):
     assert '\n' not in msg and says.format(src=Path(kw['source']).resolve()) in msg, msg
     assert listing(data) == ['breastmnist.npz'] and (data/'breastmnist.npz').read_bytes() == b'kept'
 
+def test_an_import_larger_than_free_memory_is_refused_before_it_allocates(tree, tmp_path, monkeypatch):
+    import resdepth.train
+    free = 63 * (28 * 28 + 64 * 64) * 3 - 1  # a byte less than the colour tree's arrays at 28 and 64 px
+    monkeypatch.setattr(resdepth.train, 'host_memory', lambda: dict(available=free, kind=None, limit=None, left=None))
+    data = tmp_path/'data'
+    with pytest.raises(resdepth.core.ResdepthError) as e: import_dataset('big', tree, sizes=(28, 64), path=data, log=None)
+    assert '\n' not in str(e.value) and '63 colour images need' in str(e.value) and 'import fewer --sizes' in str(e.value), e.value
+    assert listing(data) == []
+    import_dataset('big', tree, sizes=(28,), path=data, log=None)  # the 28 px arrays alone fit
+    assert listing(data) == ['big.json', 'big.npz']
+
 def test_a_name_already_imported_is_refused_unless_replaced(imported, tree):
     data, m, _ = imported
     with pytest.raises(resdepth.core.ResdepthError) as e: import_dataset('tumours', tree, path=data, log=None)
