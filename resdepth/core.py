@@ -7,6 +7,7 @@ Docs: https://resdepth.github.io/resdepth/core.html.md"""
 # %% ../nbs/00_core.ipynb #e52b786f
 from __future__ import annotations
 import datetime, hashlib, json, os, platform, tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
@@ -109,16 +110,16 @@ def data_dir(path:str|Path|None=None)->Path:
 # %% ../nbs/00_core.ipynb #5fe7d485
 _UMASK = os.umask(0o022); os.umask(_UMASK)  # read once, at import
 
-def write_atomic(path:str|Path, data:str|bytes)->Path:
-    "Write `data` to `path` so that readers see the old file or the whole new one, never a part."
+def write_atomic(path:str|Path, data:str|bytes|Callable)->Path:
+    "Write `data` (text, bytes, or a function writing into the open binary file) to `path` so that readers see the old file or the whole new one, never a part."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = 'wb' if isinstance(data, bytes) else 'w'
+    mode = 'w' if isinstance(data, str) else 'wb'
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes files private; results are shared like any file the user writes
         with os.fdopen(fd, mode) as f:
-            f.write(data)
+            data(f) if callable(data) else f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

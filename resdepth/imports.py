@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/imports.html.md"""
 
 # %% ../nbs/02c_imports.ipynb #5f578a5d
 from __future__ import annotations
-import json, os, re, shlex, sys, tempfile, zipfile
+import json, os, re, shlex, sys, zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from tqdm import tqdm
 from medmnist import INFO
 import resdepth
-from .core import ResdepthError, _UMASK, data_dir, md5sum, utc_now, write_json
+from .core import ResdepthError, data_dir, md5sum, utc_now, write_atomic, write_json
 from .vision import VISION
 
 # %% auto #0
@@ -322,18 +322,8 @@ def _fill(n:int, # images to make
 
 # %% ../nbs/02c_imports.ipynb #625c267d
 def _save_npz(path:Path, arrays:dict)->None:
-    "Write `arrays` as a compressed .npz at `path`, as MedMNIST's files are, through a temporary file renamed into place."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes files private; data files are shared like any file the user writes
-        with os.fdopen(fd, 'wb') as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    "Write `arrays` as a compressed .npz at `path`, as MedMNIST's files are, atomically (`write_atomic`)."
+    write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
 def leftovers(name:str, root:Path)->list[Path]:
     "Temporary files an interrupted import of `name` left in `root` (`.NAME.npz.*.tmp`, `.NAME_64.npz.*.tmp`, `.NAME.json.*.tmp`)."
@@ -356,7 +346,7 @@ def check_room(n:int, # images
     "The bytes of the output arrays of `n` images at `sizes`; a one-line error, before any is allocated, if the host cannot hold them."
     from resdepth.train import host_memory, human_bytes  # train reads datasets, so it is imported when needed, not with this module
     need, m = n * sum(z * z for z in sizes) * (3 if colour else 1), host_memory()
-    room = min(v for v in (m['available'], m['left']) if v is not None) if (m['available'], m['left']) != (None, None) else None
+    room = min((v for v in (m['available'], m['left']) if v is not None), default=None)
     if room is not None and need > room:
         each = ', '.join(f"{z} px {human_bytes(n * z * z * (3 if colour else 1))}" for z in sizes)
         raise ResdepthError(f"{src}: {n:,} {'colour' if colour else 'gray'} images need {human_bytes(need)} of output arrays at "

@@ -13,7 +13,7 @@ from .core import CellConfig, ResdepthError, utc_now, write_json, protocol_diffe
 from .locks import holder
 
 # %% auto #0
-__all__ = ['STUDY_FILES', 'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol',
+__all__ = ['SEARCH_FILE', 'STUDY_FILES', 'record_path', 'lock_path', 'record_state', 'read_record', 'set_aside', 'check_protocol',
            'write_failure', 'survey', 'study_records', 'study_status']
 
 # %% ../nbs/04b_records.ipynb #cf6e2a99
@@ -66,7 +66,8 @@ def survey(cells:list[CellConfig], study_dir:str|Path)->dict:
         out[c.cell_id] = (state, r)
     return out
 
-STUDY_FILES = ('search.json',)  # JSON files of a study folder that are not cell records: `resdepth search`'s race
+SEARCH_FILE = 'search.json'  # `resdepth search`'s race, in the study's folder beside the records
+STUDY_FILES = (SEARCH_FILE,)  # JSON files of a study folder that are not cell records
 
 def study_records(study_dir:str|Path)->dict:
     "cell id -> (state, record) for every record file in `study_dir` (see `record_state`)."

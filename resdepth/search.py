@@ -16,17 +16,16 @@ from scipy import stats
 from .core import CellConfig, ResdepthError, utc_now, write_json
 from .data import n_channels, n_outputs
 from .models import model_cost
-from .records import record_path, record_state, study_records, write_failure
+from .records import SEARCH_FILE, record_path, record_state, study_records, write_failure
 from .stats import check_one_protocol, holm, t_half
 from .studies import check_study
 
 # %% auto #0
-__all__ = ['SEARCH_FILE', 'RACE_ON', 'cell_prefix', 'config_of', 'grid_of', 'check_race_on', 'race_value', 'paired_tests',
-           'check_race', 'race', 'simulated_accuracy', 'simulated_record', 'simulate_records', 'round_line', 'search',
-           'grid_answer', 'replay', 'search_text']
+__all__ = ['RACE_ON', 'cell_prefix', 'config_of', 'grid_of', 'check_race_on', 'race_value', 'paired_tests', 'check_race', 'race',
+           'simulated_accuracy', 'simulated_record', 'simulate_records', 'round_line', 'search', 'grid_answer',
+           'replay', 'search_text']
 
 # %% ../nbs/04g_search.ipynb #73669e91
-SEARCH_FILE = 'search.json'  # in the study's folder, beside the records
 RACE_ON = {'valid': 'validation accuracy of the tested weights; the test set was not used to choose',
            'test': "test accuracy (the records' metrics.accuracy, which the paper compared); the test set chose, so the best's test mean is optimistic"}
 _PREFIX = re.compile(r'(?P<dataset>.+)-(?P<size>\d+)-(?:(?P<arch>[^-]+)-)?d(?P<depth>\d+)')
