@@ -14,14 +14,15 @@ import pandas as pd
 import torch
 from .core import ResdepthError
 from .companions import arch_name
+from .records import SEARCH_FILE
+from .search import seeds_text
 from .stats import baseline, cost_summary, dataset_name, pareto, t_half, _p, _row_key, _runs
 
 # %% auto #0
 __all__ = ['ONE_SEED', 'SEARCH_KEYS', 'RACE_COLORS', 'STOPPED', 'mean_ci', 'ci_line', 'one_seed_note', 'figure_depth',
            'figure_resolution', 'figure_both', 'figure_pareto', 'save_figure', 'show_figure', 'feature_maps',
            'load_search', 'searched_studies', 'config_label', 'race_of', 'race_order', 'drop_test', 'mean_ci_text',
-           'seeds_text', 'drop_note', 'race_metric', 'figure_race', 'race_table', 'round_table', 'search_overview',
-           'race_answer']
+           'drop_note', 'race_metric', 'figure_race', 'race_table', 'round_table', 'search_overview', 'race_answer']
 
 # %% ../nbs/05a_figures.ipynb #e83bbd5a
 def mean_ci(x)->tuple[float, float, int]:
@@ -185,7 +186,7 @@ SEARCH_KEYS = ('study', 'race_on', 'alpha', 'seeds', 'cells_run', 'full_grid_cel
 
 def load_search(study_dir:str|Path)->dict|None:
     "The `search.json` of a study folder; None when the study was not searched; a one-line `ResdepthError` when it cannot be read."
-    p = Path(study_dir)/'search.json'
+    p = Path(study_dir)/SEARCH_FILE
     if not p.exists(): return None
     fix = f"rerun `resdepth search {Path(study_dir).name}` to write it again"
     try: s = json.loads(p.read_text())
@@ -199,8 +200,8 @@ def searched_studies(runs:str|Path|None=None, # results root; default `$RESDEPTH
                     )->list[str]:
     "The studies whose search the book shows: `study` when it was searched, else every study folder under `runs` with a `search.json`."
     runs, study = _runs(runs), study or os.environ.get('RESDEPTH_STUDY')
-    if study and (runs/study/'search.json').exists(): return [study]
-    return sorted(p.parent.name for p in runs.glob('*/search.json')) if runs.exists() else []
+    if study and (runs/study/SEARCH_FILE).exists(): return [study]
+    return sorted(p.parent.name for p in runs.glob(f'*/{SEARCH_FILE}')) if runs.exists() else []
 
 def config_label(c:dict)->str:
     "A configuration as the book names it: 'block 3 @ 64 px', with the network first when it is not ResNet18."
@@ -233,14 +234,6 @@ def mean_ci_text(c:dict, digits:int=3)->str:
     if c.get('mean') is None: return '—'
     if c.get('ci_low') is None or c.get('ci_high') is None: return _num(c['mean'], digits)
     return f"{_num(c['mean'], digits)} [{_num(c['ci_low'], digits)}, {_num(c['ci_high'], digits)}]"
-
-def seeds_text(seeds)->str:
-    "Seeds as runs of consecutive numbers: [0, 1, 2, 3, 5] -> '0-3, 5'."
-    out, s = [], sorted(int(x) for x in seeds)
-    for x in s:
-        if out and x == out[-1][1] + 1: out[-1][1] = x
-        else: out.append([x, x])
-    return ', '.join(f'{a}' if a == b else f'{a}, {b}' if b == a + 1 else f'{a}-{b}' for a, b in out)
 
 def drop_note(race:dict, c:dict)->str:
     "Why a configuration left the race: its mean difference from the best and the Holm p of the test that dropped it, else the recorded reason."

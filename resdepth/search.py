@@ -22,8 +22,8 @@ from .studies import check_study
 
 # %% auto #0
 __all__ = ['RACE_ON', 'cell_prefix', 'config_of', 'grid_of', 'check_race_on', 'race_value', 'paired_tests', 'check_race', 'race',
-           'simulated_accuracy', 'simulated_record', 'simulate_records', 'round_line', 'search', 'grid_answer',
-           'replay', 'search_text']
+           'simulated_accuracy', 'simulated_record', 'simulate_records', 'seeds_text', 'round_line', 'search',
+           'grid_answer', 'replay', 'search_text']
 
 # %% ../nbs/04g_search.ipynb #73669e91
 RACE_ON = {'valid': 'validation accuracy of the tested weights; the test set was not used to choose',
@@ -253,8 +253,15 @@ def _label(c:dict)->str:
     arch = '' if c.get('arch', 'resnet18') == 'resnet18' else f"{c['arch']} "
     return f"{c['dataset']} {c['size']} px {arch}d{c['depth']}"
 
-def _seeds(s:list[int])->str:
-    return f"seed {s[0]}" if len(s) == 1 else f"seeds {s[0]}-{s[-1]}" if s == list(range(s[0], s[-1] + 1)) else f"seeds {', '.join(map(str, s))}"
+def seeds_text(seeds)->str:
+    "Seeds as runs of consecutive numbers: [0, 1, 2, 3, 5] -> '0-3, 5'."
+    out, s = [], sorted(int(x) for x in seeds)
+    for x in s:
+        if out and x == out[-1][1] + 1: out[-1][1] = x
+        else: out.append([x, x])
+    return ', '.join(f'{a}' if a == b else f'{a}, {b}' if b == a + 1 else f'{a}-{b}' for a, b in out)
+
+def _seeds(s:list[int])->str: return ('seed ' if len(s) == 1 else 'seeds ') + seeds_text(s)
 
 def round_line(result:dict, r:int)->str:
     "One line on round `r` of `result`: its seeds, how many configurations ran it, and those it dropped and why."
