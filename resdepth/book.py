@@ -12,7 +12,7 @@ import yaml
 from .core import ResdepthError
 
 # %% auto #0
-__all__ = ['project_root', 'book_config', 'chapter_files', 'qmd_to_myst', 'render_book']
+__all__ = ['project_root', 'book_config', 'chapter_files', 'book_href', 'qmd_to_myst', 'render_book']
 
 # %% ../nbs/06_book.ipynb #e1d0cf5d
 def project_root(start:str|Path='.')->Path:
@@ -42,6 +42,20 @@ def chapter_files(root:str|Path)->list[str]:
     missing = [f for f in files if not (Path(root)/f).exists()]
     if missing: raise ResdepthError(f"_quarto.yml lists {missing[0]}, which does not exist in {root}")
     return files
+
+# %% ../nbs/06_book.ipynb #a1b2c3d4
+def book_href(target:str, # a path relative to the book's root, e.g. 'figures/quick/figure1.pdf' or 'book/cells.html#cfg-x'
+              here:str|Path|None=None, # the folder of the page that links; default the working directory (a chapter runs in its own folder)
+             )->str:
+    "A relative link from the page being built to `target` in the rendered book, whose root is `$RESDEPTH_BOOK_ROOT` (set while rendering), else the checkout's root."
+    here = Path(here or '.').absolute()
+    root = os.environ.get('RESDEPTH_BOOK_ROOT')
+    if not root:
+        try: root = project_root(here)
+        except ResdepthError: root = here
+    path, _, anchor = target.partition('#')
+    rel = Path(os.path.relpath(Path(root).absolute()/path, here)).as_posix()
+    return rel + (f'#{anchor}' if anchor else '')
 
 # %% ../nbs/06_book.ipynb #17eacc1e
 def _env(runs:Path, study:str|None, root:Path)->dict:
