@@ -6,13 +6,14 @@ Docs: https://resdepth.github.io/resdepth/book.html.md"""
 
 # %% ../nbs/06_book.ipynb #bc095ce2
 from __future__ import annotations
-import os, re, shutil, subprocess, sys
+import copy, hashlib, os, re, shutil, subprocess, sys, time
 from pathlib import Path
-import yaml
+import nbformat, yaml
 from .core import ResdepthError
 
 # %% auto #0
-__all__ = ['project_root', 'book_config', 'chapter_files', 'book_href', 'qmd_to_myst', 'render_book']
+__all__ = ['STYLESHEET', 'REFERENCE_PART', 'project_root', 'book_config', 'chapter_files', 'book_href', 'qmd_to_myst',
+           'notebook_to_myst', 'render_book']
 
 # %% ../nbs/06_book.ipynb #e1d0cf5d
 def project_root(start:str|Path='.')->Path:
@@ -58,65 +59,172 @@ def book_href(target:str, # a path relative to the book's root, e.g. 'figures/qu
     return rel + (f'#{anchor}' if anchor else '')
 
 # %% ../nbs/06_book.ipynb #17eacc1e
-def _env(runs:Path, study:str|None, root:Path)->dict:
-    env = {**os.environ, 'RESDEPTH_RUNS': str(runs), 'RESDEPTH_BENCH': str(root/'bench'), 'QUARTO_PYTHON': sys.executable,
-           'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
+def _env(runs:Path, study:str|None, root:Path, stage:Path)->dict:
+    "What the chapters (and the renderer) are told: where the records, the benchmark files and the book's root are, and the study."
+    env = {'RESDEPTH_RUNS': str(runs), 'RESDEPTH_BENCH': str(root/'bench'), 'RESDEPTH_BOOK_ROOT': str(stage),
+           'QUARTO_PYTHON': sys.executable, 'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
     if study: env['RESDEPTH_STUDY'] = study
     return env
 
 def _run(cmd, env, what):
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    p = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
     if p.returncode: raise ResdepthError(f"{what} failed (exit {p.returncode}): {(p.stderr or p.stdout).strip().splitlines()[-1:] or ''}")
     return p
-
-def _quarto(root:Path, out:Path, env:dict):
-    _run(['quarto', 'render', str(root), '--to', 'html', '--output-dir', str(out)], env, 'quarto render')
 
 def qmd_to_myst(text:str)->str:
     "Drop Quarto's heading attributes (`# Title {.unnumbered}`), which MyST would print literally; link .qmd pages as .md."
     text = re.sub(r'^(#+ .*?)\s*\{[^}]*\}\s*$', r'\1', text, flags=re.M)
     return re.sub(r'\]\(([^)\s]+)\.qmd(#[^)]*)?\)', r'](\1.md\2)', text)
 
-def _jupyter_book(root:Path, out:Path, env:dict):
-    b, files = book_config(root), chapter_files(root)
-    stage = root/'.book-build'
-    shutil.rmtree(stage, ignore_errors=True)
-    docs = []
+def notebook_to_myst(nb:nbformat.NotebookNode)->nbformat.NotebookNode:
+    "`qmd_to_myst` applied to a notebook's markdown cells, so that its title and sidebar entry show no Quarto attributes."
+    nb = copy.deepcopy(nb)
+    for c in nb.cells:
+        if c.cell_type == 'markdown': c.source = qmd_to_myst(c.source)
+    return nb
+
+# %% ../nbs/06_book.ipynb #b00c0001
+STYLESHEET = 'book/resdepth.css'  # the book's own styles, for both renderers
+REFERENCE_PART = 'Library reference'  # the appendix part of the nbs/ notebooks
+
+def _write(path:Path, data:str|bytes)->bool:
+    "Write `data` to `path` unless it holds exactly that already: an unchanged file keeps its time, so the renderer's incremental build skips it."
+    b = data.encode() if isinstance(data, str) else data
+    if path.exists() and path.read_bytes() == b: return False
+    path.parent.mkdir(parents=True, exist_ok=True); path.write_bytes(b); return True
+
+def _doc(f:str)->str: return str(Path(f).with_suffix(''))
+
+def _toc(b:dict, reference:list[str])->dict:
+    "A Jupyter Book table of contents with `_quarto.yml`'s parts as captions, then the appendices and the library reference."
+    chapters = list(b.get('chapters') or [])
+    parts, loose = [], []
+    def flush():
+        if loose: parts.append(dict(chapters=[dict(file=_doc(f)) for f in loose])); loose.clear()
+    root = next(_flatten(chapters[:1]))
+    for it in chapters[1:]:
+        if isinstance(it, str): loose.append(it); continue
+        flush()
+        files = list(_flatten([it]))
+        caption = it.get('part') if isinstance(it.get('part'), str) and not it['part'].endswith(('.qmd', '.md', '.ipynb')) else None
+        parts.append(dict(caption=caption, chapters=[dict(file=_doc(f)) for f in files]) if caption else dict(chapters=[dict(file=_doc(f)) for f in files]))
+    flush()
+    if b.get('appendices'): parts.append(dict(caption='Appendices', chapters=[dict(file=_doc(f)) for f in _flatten(b['appendices'])]))
+    if reference: parts.append(dict(caption=REFERENCE_PART, chapters=[dict(file=_doc(f)) for f in reference]))
+    return dict(format='jb-book', root=_doc(root), parts=parts)
+
+def _stage(root:Path, stage:Path, executed:dict, reference:dict, renderer:str)->list[str]:
+    "Fill `stage` with the book as the renderer reads it: executed chapters, pages, the stylesheet and the reference; return the files written anew."
+    b, files, changed = book_config(root), chapter_files(root), []
     for f in files:
-        dst = stage/(f[:-4] + '.md' if f.endswith('.qmd') else f)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if f.endswith('.qmd'): dst.write_text(qmd_to_myst((root/f).read_text()))
-        else: shutil.copy(root/f, dst)
-        docs.append(str(Path(f).with_suffix('')))
+        if f in executed:
+            nb = nbformat.read(executed[f], as_version=4)
+            if renderer == 'jupyter-book': nb = notebook_to_myst(nb)
+            if _write(stage/f, nbformat.writes(nb)): changed.append(f)
+        elif f.endswith('.qmd') and renderer == 'jupyter-book':
+            if _write(stage/(f[:-4] + '.md'), qmd_to_myst((root/f).read_text())): changed.append(f)
+        elif _write(stage/f, (root/f).read_bytes()): changed.append(f)
+    for f, nb in reference.items():
+        if _write(stage/f, nbformat.writes(nb)): changed.append(f)
     for extra in b.get('resources', []): shutil.copytree(root/extra, stage/extra, dirs_exist_ok=True)
-    (stage/'_toc.yml').write_text(yaml.safe_dump(dict(format='jb-book', root=docs[0], chapters=[dict(file=d) for d in docs[1:]]), sort_keys=False))
-    (stage/'_config.yml').write_text(yaml.safe_dump(dict(
-        title=b.get('title', 'resdepth'), author=b.get('author', ''), only_build_toc_files=True,
-        execute=dict(execute_notebooks='force', timeout=1800, allow_errors=False),
-        html=dict(use_repository_button=False, home_page_in_navbar=True),
-        sphinx=dict(config=dict(html_show_copyright=False, html_last_updated_fmt=''))), sort_keys=False))
+    css = root/STYLESHEET if (root/STYLESHEET).exists() else None
+    if renderer == 'jupyter-book':
+        if css: _write(stage/'_static'/css.name, css.read_bytes())
+        _write(stage/'_toc.yml', yaml.safe_dump(_toc(b, list(reference)), sort_keys=False))
+        _write(stage/'_config.yml', yaml.safe_dump(dict(
+            title=b.get('title', 'resdepth'), author=b.get('author', ''), only_build_toc_files=True,
+            execute=dict(execute_notebooks='off'),  # executed by run_chapters
+            html=dict(use_repository_button=False, home_page_in_navbar=True),
+            sphinx=dict(config=dict(html_show_copyright=False, html_last_updated_fmt='', html_static_path=['_static'],
+                                    html_css_files=[css.name] if css else []))), sort_keys=False))
+    else:
+        cfg = yaml.safe_load((root/'_quarto.yml').read_text())
+        cfg['execute'] = {**(cfg.get('execute') or {}), 'enabled': False}  # executed by run_chapters
+        if reference: cfg['book'].setdefault('appendices', []).append(dict(part=REFERENCE_PART, chapters=list(reference)))
+        if css: _write(stage/STYLESHEET, css.read_bytes())
+        _write(stage/'_quarto.yml', yaml.safe_dump(cfg, sort_keys=False))
+    return changed
+
+# %% ../nbs/06_book.ipynb #b00c0002
+def _quarto(stage:Path, out:Path, env:dict):
+    _run(['quarto', 'render', str(stage), '--to', 'html', '--output-dir', str(out)], env, 'quarto render')
+
+def _jupyter_book(stage:Path, out:Path, env:dict):
     jb = Path(sys.executable).parent/'jupyter-book'
     _run([str(jb) if jb.exists() else 'jupyter-book', 'build', str(stage), '--path-output', str(stage), '--builder', 'html'],
          env, 'jupyter-book build')
-    reports = sorted((stage/'_build'/'html'/'reports').rglob('*.log'))
-    if reports: raise ResdepthError(f"a chapter failed to execute; see {reports[0]}")
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(stage/'_build'/'html', out)
+
+def _link_tree(src:Path, dst:Path):
+    "Copy the files of `src` into `dst` as hard links where the file system allows (cell pages are many and never edited in place)."
+    def link(s, d):
+        try: os.link(s, d)
+        except OSError: shutil.copy2(s, d)
+    if src.exists(): shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True)
+
+def _publish(out:Path, runs:Path, study:str, pages:Path, log)->dict:
+    "Put every study's saved figures (PNG and PDF) and the study's executed cell notebooks, rendered once each, into the book."
+    for figs in sorted(runs.glob('*/figures')): shutil.copytree(figs, out/'figures'/figs.parent.name, dirs_exist_ok=True)
+    if not study or not (runs/study).is_dir(): return dict(rendered=0, reused=0)
+    try: from resdepth.cells import render_cell_pages
+    except ImportError: return dict(rendered=0, reused=0)
+    n = render_cell_pages(runs/study, pages/study, log=log)
+    _link_tree(pages/study, out/'cells'/study)
+    return n
+
+def _reference(root:Path, cache:Path, renderer:str)->dict:
+    "'reference/<page>.ipynb' -> notebook for each page of the library's reference, made from the checkout's nbs/ as nbdev publishes it."
+    try: from resdepth.reference import reference_notebooks, for_myst
+    except ImportError: return {}
+    if not (root/'nbs').is_dir(): return {}
+    pages = reference_notebooks(root, cache)
+    read = lambda p: nbformat.read(p, as_version=4)
+    return {f'reference/{p.name}': for_myst(read(p)) if renderer == 'jupyter-book' else read(p) for p in pages}
+
+def _tag(runs:Path, study:str|None, renderer:str)->str:
+    "The name of one (records root, study, renderer)'s staging and cache folders, so that books of several studies keep theirs."
+    return hashlib.sha1(f'{runs}\n{study or ""}\n{renderer}'.encode()).hexdigest()[:12]
 
 def render_book(project:str|Path='.', # a folder inside the checkout holding _quarto.yml
                 runs:str|Path='runs', # result records, any number of studies
                 out:str|Path|None=None, # output folder; default <project>/_book
                 renderer:str='auto', # 'auto', 'quarto' or 'jupyter-book'
                 study:str|None=None, # the study the chapters show; default the only one, else liu2024, else quick
+                workers:int|None=None, # chapters executed at once; default one per core
+                log=print, # called with a line per chapter (ran or reused) and per step
                )->tuple[str, Path]:
     "Render the book; return (renderer used, path of its front page)."
     root = project_root(project)
     out, runs = Path(out or root/'_book').absolute(), Path(runs).absolute()
     if renderer not in ('auto', 'quarto', 'jupyter-book'): raise ValueError(f"unknown renderer {renderer!r}; choose auto, quarto or jupyter-book")
     if renderer == 'auto': renderer = 'quarto' if shutil.which('quarto') else 'jupyter-book'
-    env = _env(runs, study, root)
-    if renderer == 'quarto':
-        if not shutil.which('quarto'): raise ResdepthError("quarto is not on PATH; install it from quarto.org or use --renderer jupyter-book")
-        _quarto(root, out, env)
-    else: _jupyter_book(root, out, env)
+    if renderer == 'quarto' and not shutil.which('quarto'): raise ResdepthError("quarto is not on PATH; install it from quarto.org or use --renderer jupyter-book")
+    from resdepth.chapters import run_chapters
+    from resdepth.locks import claim, holder
+    tag = _tag(runs, study, renderer)
+    stage, cache = root/'.book-build'/tag, root/'.book-cache'/tag
+    cache.mkdir(parents=True, exist_ok=True)
+    with claim(cache/'render.lock') as mine:
+        if not mine:
+            h = holder(cache/'render.lock') or {}
+            raise ResdepthError(f"another `resdepth book` (pid {h.get('pid', '?')} on {h.get('host', '?')}) is rendering these records into {stage}; wait for it to finish")
+        env = _env(runs, study, root, stage)
+        t0 = time.perf_counter()
+        chapters = [f for f in chapter_files(root) if f.endswith('.ipynb')]
+        data = os.environ.get('RESDEPTH_DATA')
+        done = run_chapters([(f, root/f, (stage/f).parent) for f in chapters], cache/'chapters',
+                            roots=[runs, root/'bench', root, *([data] if data else [])],
+                            skip=[root/'.book-build', root/'.book-cache', root/'.git', root/'.venv', out],
+                            env=env, extra=dict(runs=str(runs), study=study, data=data), workers=workers, log=log)
+        ran = [f for f, (_, how, _) in done.items() if how == 'ran']
+        log(f"chapters: {len(ran)} ran, {len(done) - len(ran)} reused ({time.perf_counter() - t0:.1f} s)")
+        reference = _reference(root, cache/'reference', renderer)
+        _stage(root, stage, {f: p for f, (p, _, _) in done.items()}, reference, renderer)
+        t1 = time.perf_counter()
+        (_quarto if renderer == 'quarto' else _jupyter_book)(stage, out, env)
+        log(f"{renderer}: {time.perf_counter() - t1:.1f} s")
+        from resdepth.stats import _study
+        pages = _publish(out, runs, _study(runs, study), cache/'cells', log)
+        log(f"cell pages: {pages.get('rendered', 0)} rendered, {pages.get('reused', 0)} reused")
     return renderer, out/'index.html'
