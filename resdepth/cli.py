@@ -265,9 +265,14 @@ def _bench(a)->int:
 def _status(a)->int:
     cells = study_cells(a.study, a.datasets, a.sizes, a.depths, a.seeds)
     t, s = study_status(cells, Path(a.out)/study_name(a.study))
-    print(t.to_string())
+    t.insert(0, 'cells', t.sum(axis=1))
+    rows = [['dataset', *map(str, t.columns)], *([str(i), *map(str, r)] for i, r in zip(t.index, t.to_numpy()))]
+    w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    for r in rows: print('  '.join(c.ljust(w[j]) if j == 0 else c.rjust(w[j]) for j, c in enumerate(r)).rstrip())
     mean = 'no cell finished yet' if s['mean_cell_seconds'] is None else f"mean cell {s['mean_cell_seconds']:.1f} s"
-    print(f"{mean}; " + ('ETA unknown until a cell finishes' if s['eta_seconds'] is None else f"about {_hms(s['eta_seconds'])} left"))
+    done, n = int(t.loc['total', 'done']), int(t.loc['total', 'cells'])
+    print(f"{done} of {n} cells done ({done / max(n, 1):.0%}), {int(t.loc['total', 'failed'])} failed; {mean}; " + ('ETA unknown until a cell finishes' if s['eta_seconds'] is None else 'nothing left to run' if not s['eta_seconds']
+                                                                           else f"about {_hms(s['eta_seconds'])} left"))
     return 0
 
 def _book(a)->int:

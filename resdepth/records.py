@@ -83,8 +83,8 @@ def study_status(cells:list[CellConfig], study_dir:str|Path)->tuple:
     df = pd.DataFrame(rows)
     states = ['done', 'failed', 'running', 'corrupt', 'pending']
     t = pd.crosstab(df.dataset, pd.Categorical(df.state, categories=states), dropna=False, colnames=['state']).reindex(columns=states, fill_value=0)
-    t.loc['all'] = t.sum()
+    t.loc['total'] = t.sum()
     mean = df.loc[df.state == 'done', 'seconds'].mean()
-    left = t.loc['all', 'pending'] + t.loc['all', 'corrupt'] + t.loc['all', 'running']
-    eta = None if mean != mean and left else mean * left / max(1, t.loc['all', 'running']) if left else 0.0  # unknown until a cell finishes
+    left = t.loc['total', 'pending'] + t.loc['total', 'corrupt'] + t.loc['total', 'running']
+    eta = None if mean != mean and left else mean * left / max(1, t.loc['total', 'running']) if left else 0.0  # unknown until a cell finishes
     return t, dict(mean_cell_seconds=None if mean != mean else float(mean), eta_seconds=None if eta is None else float(eta))

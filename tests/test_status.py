@@ -24,11 +24,12 @@ def test_status_shows_each_state_per_dataset_and_an_eta_from_the_records(tmp_pat
         r = run_cli('status', 'st', *AXES, '--out', tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split()[-5:] == ['done', 'failed', 'running', 'corrupt', 'pending'], r.stdout
-    rows = {l.split()[0]: l.split()[1:] for l in lines[1:]}
-    assert rows['breastmnist'] == ['2', '1', '0', '1', '0'], r.stdout
-    assert rows['retinamnist'] == ['1', '0', '2', '0', '1'], r.stdout
-    assert rows['all'] == ['3', '1', '2', '1', '1'], r.stdout
+    assert lines[0].split() == ['dataset', 'cells', 'done', 'failed', 'running', 'corrupt', 'pending'], r.stdout  # one header line
+    rows = {l.split()[0]: l.split()[1:] for l in lines[1:4]}
+    assert rows['breastmnist'] == ['4', '2', '1', '0', '1', '0'], r.stdout
+    assert rows['retinamnist'] == ['4', '1', '0', '2', '0', '1'], r.stdout
+    assert rows['total'] == ['8', '3', '1', '2', '1', '1'], r.stdout
+    assert '3 of 8 cells done (38%), 1 failed;' in r.stdout, r.stdout
     # 4 cells left (2 running, 1 corrupt, 1 pending; the failed one waits for --retry-failed), 30 s each on average,
     # 2 at a time: 30 * 4 / 2 = 60 s
     assert 'mean cell 30.0 s; about 0:01:00 left' in r.stdout, r.stdout
@@ -38,6 +39,7 @@ def test_status_shows_each_state_per_dataset_and_an_eta_from_the_records(tmp_pat
 def test_status_says_the_eta_is_unknown_until_a_cell_finishes(tmp_path):
     r = run_cli('status', 'fresh', *AXES, '--out', tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.splitlines()[0].split() == ['state', 'done', 'failed', 'running', 'corrupt', 'pending'], r.stdout  # no pandas 'col_0'
+    assert r.stdout.splitlines()[0].split() == ['dataset', 'cells', 'done', 'failed', 'running', 'corrupt', 'pending'], r.stdout  # no pandas 'col_0'
+    assert r.stdout.splitlines()[3].split() == ['total', '8', '0', '0', '0', '0', '8'], r.stdout
     assert 'no cell finished yet; ETA unknown until a cell finishes' in r.stdout, r.stdout
     assert not (tmp_path/'fresh').exists()  # status writes nothing

@@ -108,7 +108,7 @@ def test_the_study_leaves_36_records_and_weights(root):
     assert len(list(study.glob('*.json'))) == 36 and len(list(study.glob('*.pt'))) == 36
     r = run_cli('status', str('three'), '--datasets', *SETS, '--sizes', '28', '--depths', '1', '2', '3', '4',
                 '--seeds', '0', '1', '2', '--out', root/'runs')
-    assert re.search(r'^all\s+36\s+0\s+0\s+0\s+0$', r.stdout, re.M), r.stdout
+    assert re.search(r'^total\s+36\s+36\s+0\s+0\s+0\s+0$', r.stdout, re.M) and 'nothing left to run' in r.stdout, r.stdout
 
 def test_generated_files_are_refused_without_no_verify(root):
     r = run_cli('run', '--study', 'hudson2024', '--seeds', '5', '--epochs', '1', '--data-dir', root/'generated', '--out', root/'other')
