@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/book.html.md"""
 
 # %% ../nbs/06_book.ipynb #bc095ce2
 from __future__ import annotations
-import copy, hashlib, os, re, shutil, subprocess, sys, time
+import copy, hashlib, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 import nbformat, yaml
 from .core import ResdepthError
@@ -186,6 +186,13 @@ def _tag(runs:Path, study:str|None, renderer:str)->str:
     "The name of one (records root, study, renderer)'s staging and cache folders, so that books of several studies keep theirs."
     return hashlib.sha1(f'{runs}\n{study or ""}\n{renderer}'.encode()).hexdigest()[:12]
 
+def _prune(root:Path, keep:str):
+    "Remove the staging and cache folders of records roots that no longer exist (a deleted scratch study, a test's temporary folder)."
+    for f in (root/'.book-cache').glob('*/tag.json'):
+        tag = f.parent.name
+        if tag != keep and not Path(json.loads(f.read_text()).get('runs', '')).exists():
+            for d in (root/'.book-build'/tag, root/'.book-cache'/tag): shutil.rmtree(d, ignore_errors=True)
+
 def render_book(project:str|Path='.', # a folder inside the checkout holding _quarto.yml
                 runs:str|Path='runs', # result records, any number of studies
                 out:str|Path|None=None, # output folder; default <project>/_book
@@ -204,7 +211,9 @@ def render_book(project:str|Path='.', # a folder inside the checkout holding _qu
     from resdepth.locks import claim, holder
     tag = _tag(runs, study, renderer)
     stage, cache = root/'.book-build'/tag, root/'.book-cache'/tag
+    _prune(root, tag)
     cache.mkdir(parents=True, exist_ok=True)
+    _write(cache/'tag.json', json.dumps(dict(runs=str(runs), study=study, renderer=renderer)) + '\n')
     with claim(cache/'render.lock') as mine:
         if not mine:
             h = holder(cache/'render.lock') or {}

@@ -125,6 +125,10 @@ def _parser()->argparse.ArgumentParser:
     bn.add_argument('--device', default='auto', help='training device (default auto)')
     bn.add_argument('--memory', action='store_true', help="measure memory instead: the uint8 data path's cost at 28 px, and one 224 px cell per "
                                                         "dataset with the real image counts (generated pixels), against the plan's forecast")
+    bn.add_argument('--book', action='store_true', help='measure `resdepth book` instead: the first render of a copy of --runs, an unchanged '
+                                                      'rerender (target 15 s) and a rerender after one new record')
+    bn.add_argument('--runs', default='runs', help='with --book: the records root to render a copy of (default ./runs)')
+    bn.add_argument('--study', help="with --book: the study the book shows (default the book's own choice)")
     s_ = sub.add_parser('status', help='done / failed / running / pending cells of a study, per dataset, with an ETA')
     s_.add_argument('study', nargs='?', default='quick', help='study name or YAML file (default quick)')
     for k in ('datasets', 'sizes', 'depths', 'seeds'):
@@ -258,6 +262,10 @@ def _plan(a)->int:
 
 # %% ../nbs/07_cli.ipynb #5e1a7c23
 def _bench(a)->int:
+    if a.book:
+        from .bench_book import bench_book
+        bench_book(a.runs, a.study, json_path=a.json)
+        return 0
     from .bench import bench
     bench(a.quick, a.data_dir, a.device, a.json, memory=a.memory)
     return 0

@@ -97,14 +97,68 @@ def private_env():
         psutil.wait_procs(left, timeout=30)
         shutil.rmtree(d, ignore_errors=True)
 
-def chromium_dom(html: Path) -> str:
-    "The DOM of a page after headless Chromium has loaded it."
+LAYOUT = r"""<script>
+window.addEventListener('load', () => {
+  // what a reader at a 1280 px window sees: numbers that wrap inside a table cell, tables wider than their column, and
+  // whether each image of the heat-map blocks shows something (more than a few distinct colours)
+  const out = {tables: 0, wrapped: [], overflow: [], heatmaps: []};
+  for (const t of document.querySelectorAll('table')) {
+    const box = t.getBoundingClientRect();
+    if (box.width === 0) continue;
+    out.tables++;
+    for (const td of t.querySelectorAll('td, th')) {  // every number (a mean with its ± part counts as one) on one line
+      const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+      for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        for (const m of node.data.matchAll(/[-+−]?\d[\d.,]*(?:\s*±\s*\d[\d.,]*)?%?/g)) {
+          const range = document.createRange(); range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+          const rects = [...range.getClientRects()].filter(r => r.width > 0);
+          const size = parseFloat(getComputedStyle(node.parentElement).fontSize);
+          if (rects.some(r => r.top > rects[0].top + 0.8 * size)) out.wrapped.push(m[0]);
+        }
+      }
+    }
+    const column = t.parentElement.getBoundingClientRect();
+    const scrolls = ['auto', 'scroll'].includes(getComputedStyle(t).overflowX) || ['auto', 'scroll'].includes(getComputedStyle(t.parentElement).overflowX);
+    if (box.right > column.right + 1 || box.right > window.innerWidth || (t.scrollWidth > t.clientWidth + 1 && !scrolls))
+      out.overflow.push((t.querySelector('th, td') || t).textContent.trim().slice(0, 40));
+  }
+  for (const block of document.querySelectorAll('.resdepth-heatmaps')) {
+    for (const img of block.querySelectorAll('img')) {
+      const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+      const g = c.getContext('2d'); g.drawImage(img, 0, 0, 64, 64);
+      const px = g.getImageData(0, 0, 64, 64).data, colours = new Set();
+      for (let i = 0; i < px.length; i += 4) colours.add((px[i] >> 3) + ',' + (px[i + 1] >> 3) + ',' + (px[i + 2] >> 3));
+      out.heatmaps.push({metric: block.dataset.metric, dataset: img.dataset.dataset, width: img.naturalWidth, colours: colours.size});
+    }
+  }
+  document.body.setAttribute('data-resdepth-layout', JSON.stringify(out));
+});
+</script>"""
+
+def chromium_dom(html: Path, layout: bool = False, window: str = '1280,900') -> str:
+    """The DOM of a page after headless Chromium has loaded it in a `window` of that size. With `layout`, the page is
+    loaded from a copy beside it that measures its tables and heat maps (`LAYOUT`); `page_layout` reads the result."""
     exe = shutil.which('chromium') or shutil.which('chromium-browser')
     if exe is None: pytest.fail("headless Chromium is needed for the book test: apt-get install chromium")
-    with tempfile.TemporaryDirectory(prefix='resdepth-chromium-') as profile:  # a fresh profile: no lock from another run
-        p = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                            f'--user-data-dir={profile}', '--dump-dom', html.as_uri()],
-                           capture_output=True, text=True, timeout=120)
+    if layout:
+        checked = html.with_name(f'.layout-{html.name}')
+        checked.write_text(html.read_text().replace('</body>', LAYOUT + '</body>'))
+        html = checked
+    try:
+        with tempfile.TemporaryDirectory(prefix='resdepth-chromium-') as profile:  # a fresh profile: no lock from another run
+            p = subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                                '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                                f'--window-size={window}', '--virtual-time-budget=10000',
+                                f'--user-data-dir={profile}', '--dump-dom', html.as_uri()],
+                               capture_output=True, text=True, timeout=120)
+    finally:
+        if layout: html.unlink(missing_ok=True)
     assert p.returncode == 0 and '<body' in p.stdout, p.stderr
     return p.stdout
+
+def page_layout(dom: str) -> dict:
+    "What `LAYOUT` measured in a page loaded with `chromium_dom(html, layout=True)`."
+    import html as h, json, re
+    m = re.search(r'data-resdepth-layout="([^"]*)"', dom)
+    assert m, 'the page did not finish loading (no layout measured)'
+    return json.loads(h.unescape(m.group(1)))
