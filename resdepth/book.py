@@ -157,26 +157,24 @@ def _jupyter_book(stage:Path, out:Path, env:dict):
     shutil.copytree(stage/'_build'/'html', out)
 
 def _link_tree(src:Path, dst:Path):
-    "Copy the files of `src` into `dst` as hard links where the file system allows (cell pages are many and never edited in place)."
+    "Copy the files of `src` but its dot-files into `dst` as hard links where the file system allows (cell pages are many and never edited in place)."
     def link(s, d):
         try: os.link(s, d)
         except OSError: shutil.copy2(s, d)
-    if src.exists(): shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True)
+    if src.exists(): shutil.copytree(src, dst, copy_function=link, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.*'))
 
 def _publish(out:Path, runs:Path, study:str, pages:Path, log)->dict:
     "Put every study's saved figures (PNG and PDF) and the study's executed cell notebooks, rendered once each, into the book."
     for figs in sorted(runs.glob('*/figures')): shutil.copytree(figs, out/'figures'/figs.parent.name, dirs_exist_ok=True)
     if not study or not (runs/study).is_dir(): return dict(rendered=0, reused=0)
-    try: from resdepth.cells import render_cell_pages
-    except ImportError: return dict(rendered=0, reused=0)
+    from resdepth.cells import render_cell_pages
     n = render_cell_pages(runs/study, pages/study, log=log)
     _link_tree(pages/study, out/'cells'/study)
     return n
 
 def _reference(root:Path, cache:Path, renderer:str)->dict:
     "'reference/<page>.ipynb' -> notebook for each page of the library's reference, made from the checkout's nbs/ as nbdev publishes it."
-    try: from resdepth.reference import reference_notebooks, for_myst
-    except ImportError: return {}
+    from resdepth.reference import reference_notebooks, for_myst
     if not (root/'nbs').is_dir(): return {}
     pages = reference_notebooks(root, cache)
     read = lambda p: nbformat.read(p, as_version=4)

@@ -16,13 +16,17 @@ from .core import ResdepthError
 from .companions import arch_name
 from .records import SEARCH_FILE
 from .search import seeds_text
-from .stats import baseline, cost_summary, dataset_name, pareto, t_half, _p, _row_key, _runs
+from .book import book_href
+from .stats import (PAPER_TABLE7, baseline, cells, compare_pair, cost_summary, dataset_name, holm, mark, pareto,
+                            summarise, t_half, _p, _row_key, _runs)
 
 # %% auto #0
 __all__ = ['ONE_SEED', 'SEARCH_KEYS', 'RACE_COLORS', 'STOPPED', 'mean_ci', 'ci_line', 'one_seed_note', 'figure_depth',
-           'figure_resolution', 'figure_both', 'figure_pareto', 'save_figure', 'show_figure', 'feature_maps',
-           'load_search', 'searched_studies', 'config_label', 'race_of', 'race_order', 'drop_test', 'mean_ci_text',
-           'drop_note', 'race_metric', 'figure_race', 'race_table', 'round_table', 'search_overview', 'race_answer']
+           'figure_resolution', 'figure_both', 'figure_pareto', 'save_figure', 'figure_links', 'show_figure',
+           'heatmap_cells', 'figure_heatmap', 'heatmaps_html', 'show_heatmaps', 'difference_cells', 'show_differences',
+           'feature_maps', 'load_search', 'searched_studies', 'config_label', 'race_of', 'race_order', 'drop_test',
+           'mean_ci_text', 'drop_note', 'race_metric', 'figure_race', 'race_table', 'round_table', 'search_overview',
+           'race_answer']
 
 # %% ../nbs/05a_figures.ipynb #e83bbd5a
 def mean_ci(x)->tuple[float, float, int]:
@@ -139,11 +143,126 @@ def save_figure(fig:plt.Figure, name:str, study:str, runs:str|Path|None=None)->P
     return d/f'{name}.png'
 
 # %% ../nbs/05a_figures.ipynb #6ea6bdeb
+def figure_links(names:list[str], study:str, labels:list[str]|None=None)->str:
+    "HTML links to the saved PNG and PDF of each figure in `names` (as `save_figure` names them), relative to the chapter that shows them."
+    from html import escape
+    out = [' '.join(filter(None, [escape(l) + ':' if l else '', *(f'<a href="{escape(book_href(f"figures/{study}/{n}.{e}"))}">{e.upper()}</a>' for e in ('png', 'pdf'))]))
+           for n, l in zip(names, labels or [''] * len(names))]
+    return '<p class="resdepth-figure-files">Files: ' + '; '.join(out) + '</p>'
+
 def show_figure(fig:plt.Figure|None, name:str, study:str, caption:str):
-    "Save, display and caption `fig` in a book chapter; a note instead when there was nothing to draw."
-    from IPython.display import Markdown, display
+    "Save, display and caption `fig` in a book chapter, with links to its PNG and PDF; a note instead when there was nothing to draw."
+    from IPython.display import HTML, Markdown, display
     if fig is None: return display(Markdown(f"*{caption.split('.')[0]}: no cells of this study to draw.*"))
-    save_figure(fig, name, study); display(fig); plt.close(fig); display(Markdown(f"*{caption}*"))
+    save_figure(fig, name, study); display(fig); plt.close(fig); display(Markdown(f"*{caption}*")); display(HTML(figure_links([name], study)))
+
+# %% ../nbs/05a_figures.ipynb #39128dc4
+def heatmap_cells(df:pd.DataFrame, dataset:str, metric:str='accuracy')->pd.DataFrame:
+    "One row per (size, depth) of `dataset`: mean, 95% half-width and n of `metric`, and its `mark` against the reference (Holm over the dataset's comparisons)."
+    ok = df[(df.status == 'ok') & (df.dataset == dataset)]
+    t = summarise(ok, metric)
+    t = t[t.n > 0].reset_index(drop=True)
+    t['half'] = [t_half(s, int(n)) for s, n in zip(t.sd, t.n)]
+    t['mark'], base = '', baseline(ok, dataset)
+    if base is None: return t
+    ref = cells(ok, dataset, *base)
+    c = [(i, compare_pair(cells(ok, dataset, z, k), ref, metric)) for i, (z, k) in enumerate(zip(t['size'], t.depth)) if (z, k) != base]
+    tested = [(i, r) for i, r in c if np.isfinite(r['p_student'])]
+    for (i, r), p in zip(tested, holm([r['p_student'] for _, r in tested]) if tested else []): t.loc[i, 'mark'] = mark(r['diff'], p)
+    t.loc[(t['size'] == base[0]) & (t.depth == base[1]), 'mark'] = 'reference'
+    return t
+
+def figure_heatmap(t:pd.DataFrame, # one row per tile: size, depth, mean, half, n, and a `mark` ('reference' outlines the tile)
+                   title:str, # above the map
+                   label:str='mean test accuracy', # of the colour bar
+                   diverging:bool=False, # a red-blue scale centred on 0 (for differences), else viridis from the lowest to the highest mean
+                   sizes:list|None=None, # columns; default the sizes in `t`
+                  )->plt.Figure:
+    "A depth x size heat map of `t['mean']`: each tile annotated with its mean, ± its 95% half-width and its mark; the reference outlined."
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+    sizes, depths = sorted(sizes or t['size'].unique()), sorted(set(t.depth) | {1, 2, 3, 4})
+    grid = np.full((len(depths), len(sizes)), np.nan)
+    for _, r in t.iterrows(): grid[depths.index(r.depth), sizes.index(r['size'])] = r['mean']
+    v = grid[np.isfinite(grid)]
+    if diverging: lim = max(float(np.abs(v).max()) if len(v) else 0, 1e-3); norm, cmap = Normalize(-lim, lim), plt.get_cmap('RdBu').copy()
+    else: lo, hi = (float(v.min()), float(v.max())) if len(v) else (0, 1); norm, cmap = Normalize(lo, hi if hi > lo else lo + 1e-3), plt.get_cmap('viridis').copy()
+    cmap.set_bad('0.9')
+    fig, ax = plt.subplots(figsize=(1.2 + 0.95 * len(sizes), 0.85 + 0.72 * len(depths)))
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect='auto')
+    fmt = (lambda m: f'{m:+.3f}') if diverging else (lambda m: f'{m:.3f}')
+    for i, k in enumerate(depths):
+        for j, z in enumerate(sizes):
+            r = t[(t.depth == k) & (t['size'] == z)]
+            if r.empty: ax.text(j, i, 'not run', ha='center', va='center', fontsize=7, color='0.4'); continue
+            r = r.iloc[0]
+            rgb = np.array(cmap(norm(r['mean']))[:3])
+            ink = 'black' if rgb @ [0.299, 0.587, 0.114] > 0.5 else 'white'
+            lines = [fmt(r['mean']), f"± {r.half:.3f}" if np.isfinite(r.half) else f'n={int(r.n)}']
+            if r.get('mark', '') not in ('', 'reference'): lines.append(r['mark'])
+            ax.text(j, i, '\n'.join(lines), ha='center', va='center', fontsize=7, color=ink, linespacing=1.15)
+            if r.get('mark') == 'reference':
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec='black', lw=3.5))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec='white', lw=1.2))
+    ax.set_xticks(range(len(sizes)), [f'{z} px' for z in sizes]); ax.set_yticks(range(len(depths)), [f'block {k}' for k in depths])
+    ax.tick_params(length=0, labelsize=8); ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.08, pad=0.04).set_label(label, fontsize=7)
+    fig.axes[-1].tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/05a_figures.ipynb #2d549f2f
+def _png(fig:plt.Figure)->str:
+    "`fig` as a base64 PNG for an <img> inside a chapter."
+    import base64, io
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+    return base64.b64encode(buf.getvalue()).decode()
+
+def heatmaps_html(figs:dict, # dataset flag -> its heat map
+                  metric:str, # the block's data-metric, and part of each file name
+                  study:str, caption:str, runs:str|Path|None=None)->str:
+    "One small-multiples block of heat maps: each saved as heatmap-<metric>-<flag>, shown inline, then one caption and the links to the files."
+    from html import escape
+    imgs, names = [], []
+    for d, fig in figs.items():
+        names.append(f'heatmap-{metric}-{d}'); save_figure(fig, names[-1], study, runs)
+        imgs.append(f'<img data-dataset="{escape(d)}" alt="{escape(dataset_name(d))}" style="max-width:100%;height:auto" src="data:image/png;base64,{_png(fig)}">')
+        plt.close(fig)
+    return (f'<div class="resdepth-heatmaps" data-metric="{escape(metric)}">'
+            f'<div style="display:flex;flex-wrap:wrap;gap:0.5em;align-items:flex-start">{"".join(imgs)}</div>'
+            f'<p class="resdepth-caption"><em>{escape(caption)}</em></p>'
+            + figure_links(names, study, [dataset_name(d) for d in figs]) + '</div>')
+
+def _show(html:str|None, what:str):
+    from IPython.display import HTML, Markdown, display
+    display(HTML(html) if html else Markdown(f'*{what}: no cells of this study to draw.*'))
+
+def show_heatmaps(df:pd.DataFrame, study:str, metric:str='accuracy', runs:str|Path|None=None):
+    "Display the heat maps of `metric` of every dataset of `df` in one block (`heatmaps_html`); a note when there is nothing to draw."
+    what = 'AUC' if metric == 'auc' else metric
+    figs = {d: figure_heatmap(t, dataset_name(d), f'mean test {what}') for d in _datasets(df) if len(t := heatmap_cells(df, d, metric))}
+    caption = (f"Mean test {what} over seeds per depth and input size, study {study}, one map per dataset on its own colour scale. "
+               f"Each tile: the mean, ± the half-width of its 95% confidence interval, and its mark against the outlined reference "
+               f"(block 4 at 224 px, else at the largest size run): ▲ or ▼ with * p < 0.05, ** p < 0.01, *** p < 0.001 for a mean "
+               f"significantly above or below it, NS for neither (Student's t-test, Holm-corrected over the dataset's comparisons); "
+               f"n=1 marks a configuration with one seed, which has no interval and no test.")
+    _show(heatmaps_html(figs, metric, study, caption, runs) if figs else None, f'Heat maps of test {what}')
+
+def difference_cells(df:pd.DataFrame, dataset:str)->pd.DataFrame:
+    "`heatmap_cells` of test accuracy with `mean` replaced by ours minus the paper's Table 7, for the configurations both have."
+    t = heatmap_cells(df, dataset).drop(columns='mark')
+    pub = PAPER_TABLE7.get(dataset, {})
+    t['mean'] = [m - pub[z][k - 1] if z in pub and 1 <= k <= len(pub[z]) else np.nan for m, z, k in zip(t['mean'], t['size'], t.depth)]
+    return t[t['mean'].notna()].reset_index(drop=True)
+
+def show_differences(df:pd.DataFrame, study:str, runs:str|Path|None=None):
+    "Display ours minus the paper's Table 7 as heat maps, one per dataset of both, in one block (data-metric 'difference')."
+    figs = {d: figure_heatmap(t, dataset_name(d), 'ours − published accuracy', diverging=True, sizes=list(PAPER_TABLE7[d]))
+            for d in _datasets(df) if d in PAPER_TABLE7 and len(t := difference_cells(df, d))}
+    caption = (f"Our mean test accuracy minus the paper's Table 7, per depth and input size, study {study}: blue where ours is "
+               f"higher, red where it is lower, on a scale centred on 0 for each dataset. Each tile: the difference and ± the "
+               f"half-width of our 95% confidence interval (n=1: one seed, no interval); grey tiles the study has not run.")
+    _show(heatmaps_html(figs, 'difference', study, caption, runs) if figs else None, "Differences from the paper's Table 7")
 
 # %% ../nbs/05a_figures.ipynb #b0fbc1b2
 @torch.no_grad()

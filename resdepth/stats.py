@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/stats.html.md"""
 
 # %% ../nbs/05_stats.ipynb #b7337089
 from __future__ import annotations
-import gc, json, os, warnings
+import gc, json, os, re, warnings
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -82,9 +82,21 @@ def t_half(sd:float, n:int)->float:
 
 def _row_key(dataset, size): return (DATASETS.index(dataset) if dataset in DATASETS else len(DATASETS), dataset, size)
 
-def table7(df:pd.DataFrame, metric:str='accuracy', digits:int=3, bold:str='<b>{}</b>')->pd.DataFrame:
+def _links(links:bool|None)->bool:
+    "Whether a table links its means to the cells page: `links`, else while a book is rendered (`$RESDEPTH_BOOK_ROOT` is set)."
+    return bool(os.environ.get('RESDEPTH_BOOK_ROOT')) if links is None else bool(links)
+
+def _cell_link(text:str, dataset:str, size:int, depth:int)->str:
+    "`text` linked to the rows of its configuration's seeds on the book's cells page."
+    from resdepth.book import book_href
+    from resdepth.cells import config_anchor
+    return f'<a href="{book_href("book/cells.html#" + config_anchor(dataset, size, depth))}">{text}</a>'
+
+def table7(df:pd.DataFrame, metric:str='accuracy', digits:int=3, bold:str='<b>{}</b>',
+           links:bool|None=None, # link each mean to its seeds on the cells page; default: while a book is rendered
+          )->pd.DataFrame:
     "Paper-style Table 7: rows dataset - resolution, columns Block 1-4, entries 'mean ± sd (n)', best per row in `bold`."
-    s = summarise(df, metric)
+    s, links = summarise(df, metric), _links(links)
     keys = sorted({(d, z) for d, z in zip(s.dataset, s['size'])}, key=lambda k: _row_key(*k))
     depths = sorted(s.depth.unique())
     out = pd.DataFrame('', index=pd.Index([f'{dataset_name(d)} - {z}x{z}' for d, z in keys], name='dataset - resolution'),
@@ -95,6 +107,7 @@ def table7(df:pd.DataFrame, metric:str='accuracy', digits:int=3, bold:str='<b>{}
         for k, e in row.iterrows():
             sd = '' if np.isnan(e.sd) else f' ± {e.sd:.{digits}f}'
             txt = f"{e['mean']:.{digits}f}{sd} (n={int(e.n)})"
+            if links: txt = _cell_link(txt, d, z, k)
             out.loc[label, f'Block {k}'] = bold.format(txt) if e['mean'] == best else txt
     return out
 
@@ -228,14 +241,19 @@ def _paired(p, n, how):
     if how == 'labels differ': return 'not paired: the sizes list different labels'
     return ' '.join(filter(None, (_p(p), f'({n})'))) + ('; pairing not checked' if how == 'not checked' else '') if n else ''
 
-def show_comparisons(t:pd.DataFrame, digits:int=3)->pd.DataFrame:
+def show_comparisons(t:pd.DataFrame, digits:int=3,
+                     links:bool|None=None, # link each mean to its seeds on the cells page; default: while a book is rendered
+                    )->pd.DataFrame:
     "A comparison table from `comparisons` formatted for reading."
     f = lambda v: '' if np.isnan(v) else f'{v:.{digits}f}'
+    link = (lambda txt, d, z, k: _cell_link(txt, d, z, k)) if _links(links) else (lambda txt, d, z, k: txt)
+    base = [tuple(int(x) for x in re.fullmatch(r'block (\d+) @ (\d+)', b).groups()[::-1]) for b in t.base]  # (size, depth)
     return pd.DataFrame({
         'dataset': t.dataset.map(dataset_name), 'resolution': [f'{z}x{z}' for z in t['size']], 'block': t.depth,
         'map': [f'{m}x{m}' for m in t.feature_map],
-        'mean ± sd (n)': [f"{f(m)} ± {f(s)} ({n})" if n > 1 else f"{f(m)} ({n})" for m, s, n in zip(t['mean'], t.sd, t.n)],
-        'reference (n)': [f"{b}: {f(m)} ({n})" for b, m, n in zip(t.base, t.base_mean, t.base_n)],
+        'mean ± sd (n)': [link(f"{f(m)} ± {f(s)} ({n})" if n > 1 else f"{f(m)} ({n})", d, z, k)
+                          for m, s, n, d, z, k in zip(t['mean'], t.sd, t.n, t.dataset, t['size'], t.depth)],
+        'reference (n)': [f"{b}: {link(f'{f(m)} ({n})', d, *bz)}" for b, m, n, d, bz in zip(t.base, t.base_mean, t.base_n, t.dataset, base)],
         'difference [95% CI]': [f"{d:+.{digits}f} [{f(lo)}, {f(hi)}]" if not np.isnan(lo) else f"{d:+.{digits}f}" for d, lo, hi in zip(t['diff'], t.ci_low, t.ci_high)],
         'Student p': [f"{_p(p)} {s}".strip() for p, s in zip(t.p_student, t.sig)],
         'paired p (pairs)': [_paired(p, n, how) for p, n, how in zip(t.p_paired, t.n_paired, t.pairing)],
