@@ -15,7 +15,7 @@ from .stats import MARGIN, baseline, book_study, cheapest_adequate, cost_summary
 from .studies import study_cells
 
 # %% auto #0
-__all__ = ['study_grid', 'answers', 'answers_html', 'show_answers']
+__all__ = ['records_grid', 'study_grid', 'answers', 'answers_html', 'show_answers']
 
 # %% ../nbs/05c_answers.ipynb #7da01cf9
 def _cfg(z, k)->str: return f'block {int(k)} @ {int(z)} px'
@@ -40,6 +40,16 @@ def _missing(df:pd.DataFrame, want:list)->str:
     if failed: parts.append(f"{len(failed)} failed ({', '.join(failed[:3])}{', …' if len(failed) > 3 else ''})")
     return '; '.join(parts) + f'; {done} of {len(want)} cells done'
 
+def records_grid(df:pd.DataFrame)->list:
+    "The grid that the records of a study without a definition imply: each dataset crossed, per network, with every size, depth and seed its records hold anywhere in the study."
+    from itertools import product
+    from resdepth.core import CellConfig
+    df, out = df.dropna(subset=['dataset', 'size', 'depth', 'seed']), []
+    for a, g in df.groupby(df.arch.fillna('resnet18')):
+        axes = [sorted(set(g[k].astype(int))) for k in ('size', 'depth', 'seed')]
+        out += [CellConfig(dataset=d, size=z, depth=k, seed=s, arch=a) for d in sorted(set(g.dataset)) for z, k, s in product(*axes)]
+    return out
+
 def study_grid(study:str)->list|None:
     "The cells of `study`'s definition (a named study or a YAML file), or None when nothing is known of its full grid."
     try: return study_cells(study)
@@ -61,6 +71,7 @@ def answers(df:pd.DataFrame, # the study's records (`resdepth.stats.load_records
     "Per dataset (flag -> dict): best, not significantly worse, reference, cheapest adequate with its savings, and what is missing."
     ok = df[df.status == 'ok'].astype({'accuracy': float})
     grid = study_grid(study)
+    implied = records_grid(df) if grid is None else []
     known = {c.dataset for c in grid or []}
     flags = sorted(set(df.dataset.dropna()) | known, key=lambda d: (d not in set(df.dataset), *_row_key(d, 0)))  # those with records first
     cost = cost_summary(df).set_index(['dataset', 'size', 'depth']) if len(ok) else None
@@ -69,7 +80,7 @@ def answers(df:pd.DataFrame, # the study's records (`resdepth.stats.load_records
     for d in flags:
         a = dict(dataset=d, name=dataset_name(d), best=None, not_worse=[], reference=None, cheapest=None,
                  missing=_missing(df, [c for c in grid if c.dataset == d]) if grid is not None else
-                         f"the full grid of study '{study}' is not known here (not a named study or a YAML file), so what is missing cannot be said")
+                         _missing(df, [c for c in implied if c.dataset == d]) + f" (of the grid its records imply: study '{study}' has no definition here)")
         g = ok[ok.dataset == d]
         vals = {(int(z), int(k)): dict(zip(r.seed.astype(int), r.accuracy)) for (z, k), r in g.groupby(['size', 'depth'])}
         if vals:

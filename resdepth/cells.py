@@ -115,15 +115,31 @@ def _exporter():
     return _EXPORTER
 
 def _version()->str:
-    "What every page depends on besides its notebook: the shell and nbconvert."
-    import nbconvert
-    return hashlib.sha256(f'{SHELL}\n{nbconvert.__version__}'.encode()).hexdigest()[:16]
+    "What every page depends on besides its notebook: the shell, nbconvert, and the curve added to older notebooks."
+    import inspect, nbconvert
+    return hashlib.sha256(f'{SHELL}\n{nbconvert.__version__}\n{inspect.getsource(_add_curve)}'.encode()).hexdigest()[:16]
+
+def _has_image(nb)->bool:
+    return any('image/png' in o.get('data', {}) for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', []))
+
+def _add_curve(nb, record:Path):
+    "Append the learning curve drawn from `record` to a notebook that ran before cell notebooks drew their own (none when it has an image)."
+    import base64, nbformat
+    if _has_image(nb): return
+    try: rec = json.loads(record.read_text())
+    except (OSError, ValueError): return
+    if rec.get('status') != 'ok' or (fig := learning_curve(rec)) is None: return
+    nb.cells.append(nbformat.v4.new_markdown_cell('The learning curve, drawn from the record when the book was made '
+                                                  '(this notebook ran before cell notebooks drew their own).'))
+    nb.cells.append(nbformat.v4.new_code_cell('show_learning_curve(record)', outputs=[nbformat.v4.new_output(
+        'display_data', data={'image/png': base64.b64encode(png(fig)).decode()})]))
 
 def cell_page(path:str|Path, # an executed cell notebook
               study:str='')->str:
     "The HTML page of one executed cell notebook, linking `cells.css` beside it and the cells page at its configuration."
     import nbformat
     nb = nbformat.read(path, as_version=4)
+    _add_curve(nb, Path(path).with_suffix('.json'))
     p = nb.metadata.get('papermill', {}).get('parameters', {})
     back = '../../book/cells.html'
     if all(k in p for k in ('dataset', 'size', 'depth')): back += '#' + config_anchor(p['dataset'], p['size'], p['depth'], p.get('arch', 'resnet18'))

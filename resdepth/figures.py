@@ -215,7 +215,7 @@ def figure_heatmap(t:pd.DataFrame, # one row per tile: size, depth, mean, half, 
 def _png(fig:plt.Figure)->str:
     "`fig` as a base64 PNG for an <img> inside a chapter."
     import base64, io
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100, bbox_inches='tight')
     return base64.b64encode(buf.getvalue()).decode()
 
 def heatmaps_html(figs:dict, # dataset flag -> its heat map

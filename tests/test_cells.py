@@ -29,3 +29,18 @@ def test_executed_notebooks_end_with_the_learning_curve_and_become_pages(e2e_gri
     page = (tmp_path/'pages'/f'{E2E_IDS[0]}.html').read_text()
     assert 'data:image/png;base64,' in page and 'href="../../book/cells.html#cfg-breastmnist-28-d1"' in page
     assert json.loads((tmp_path/'pages'/'.digests.json').read_text())['pages'].keys() == set(E2E_IDS)
+
+def test_a_notebook_without_its_curve_gets_one_drawn_from_its_record(e2e_grid, tmp_path):
+    "Notebooks executed before cells drew their own curve: the page draws it from the record; a failed record adds nothing."
+    study, old = e2e_grid[0]/'e2e', tmp_path/'old'
+    old.mkdir()
+    for i, status in zip(E2E_IDS[:2], ('ok', 'failed')):
+        nb = nbformat.read(study/f'{i}.ipynb', as_version=4)
+        nb.cells = [c for c in nb.cells if 'show_learning_curve' not in c.source]
+        nbformat.write(nb, old/f'{i}.ipynb')
+        rec = json.loads((study/f'{i}.json').read_text()); rec['status'] = status
+        (old/f'{i}.json').write_text(json.dumps(rec))
+    assert render_cell_pages(old, tmp_path/'pages')['rendered'] == 2
+    pages = [(tmp_path/'pages'/f'{i}.html').read_text() for i in E2E_IDS[:2]]
+    assert [p.count('data:image/png;base64,') for p in pages] == [1, 0]
+    assert 'drawn from the record when the book was made' in pages[0]

@@ -9,27 +9,40 @@ import json, re
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 import pytest
-from conftest import ROOT, run_cli, start_cli, chromium_dom
+from bs4 import BeautifulSoup
+from conftest import ROOT, run_cli, start_cli, chromium_dom, page_layout
+from resdepth.answers import answers
+from resdepth.cells import config_anchor
 from resdepth.stats import (MARGIN, UNTESTABLE, cheapest_adequate, comparisons, dataset_name, load_records, replicate_significance,
                             show_comparisons, table7)
 
 SETS = ('breastmnist', 'retinamnist', 'pneumoniamnist')
 
 class Page(HTMLParser):
-    "Table cells, image sources and text of a rendered page."
+    "Table cells, image sources and text (not scripts) of a rendered page."
     def __init__(self):
-        super().__init__(); self.cells, self.imgs, self.text, self._td = [], [], [], False
+        super().__init__(); self.cells, self.imgs, self.text, self._td, self._script = [], [], [], False, False
     def handle_starttag(self, tag, attrs):
         if tag in ('td', 'th'): self._td = True; self.cells.append('')
         if tag == 'img': self.imgs.append(dict(attrs).get('src', ''))
+        if tag in ('script', 'style'): self._script = True
     def handle_endtag(self, tag):
         if tag in ('td', 'th'): self._td = False
+        if tag in ('script', 'style'): self._script = False
     def handle_data(self, data):
+        if self._script: return
         self.text.append(data)
         if self._td: self.cells[-1] += data
 
+def html_file(book, name):
+    "The rendered page of chapter `name` ('index', a chapter of book/, or 'reference/<page>')."
+    return book/'book'/('index.html' if name == 'index' else f'{name}.html' if '/' in name else f'book/{name}.html')
+
 def page(book, name):
-    p = Page(); p.feed(chromium_dom(book/'book'/'book'/f'{name}.html')); p.body = ' '.join(' '.join(p.text).replace('\u2019', "'").split())
+    "A rendered chapter as Chromium shows it at 1280 px: its table cells, images and text, its DOM (`soup`) and `layout`."
+    dom = chromium_dom(html_file(book, name), layout=True)
+    p = Page(); p.feed(dom); p.body = ' '.join(' '.join(p.text).replace('\u2019', "'").split())
+    p.soup, p.layout = BeautifulSoup(dom, 'html.parser'), page_layout(dom)
     return p
 
 def has_row(cells, row):
@@ -92,8 +105,8 @@ def book(trained):
     assert rendering.returncode == 0, stdout + stderr
     return out
 
-CHAPTERS = ('depth', 'results', 'featuremaps', 'cost', 'replication', 'performance', 'xu2024', 'kittipipatthanapong2023',
-            'hudson2024', 'inputsize', 'synthesis')
+CHAPTERS = ('index', 'depth', 'results', 'featuremaps', 'cost', 'replication', 'performance', 'xu2024', 'kittipipatthanapong2023',
+            'hudson2024', 'inputsize', 'synthesis', 'cells', 'reference/stats')
 
 @pytest.fixture(scope='module')
 def pages(book):
@@ -186,7 +199,7 @@ def test_performance_appendix_shows_every_benchmark_file(book, pages):
     p = pages('performance')
     for f in files:
         r = json.loads(f.read_text())
-        assert f.name in p.body and ('throughput' in r or 'memory' in r), f.name
+        assert f.name in p.body and ('throughput' in r or 'memory' in r or 'renders' in r), f.name
         if 'throughput' in r:  # `resdepth bench`: speed, runner overhead, workers
             assert f"{r['matmul_gflops']:.0f} GFLOP/s" in p.body
             assert [str(round(x['resdepth'])) in p.cells for x in r['throughput']] == [True] * len(r['throughput'])
@@ -194,6 +207,8 @@ def test_performance_appendix_shows_every_benchmark_file(book, pages):
         if 'memory' in r:  # `resdepth bench --memory`: each cell's peak host memory and the normalisation's share
             assert [f"{c['peak_rss_bytes'] / 1e9:.2f} GB" in p.cells for c in r['memory']['cells']] == [True] * len(r['memory']['cells'])
             assert f"{r['normalise']['share']:.2%}" in p.cells
+        if 'renders' in r:  # `resdepth bench --book`: first render, unchanged rerender, rerender after one new record
+            assert [f"{x['seconds']:.1f}" in p.cells for x in r['renders'].values()] == [True] * len(r['renders'])
 
 def test_companion_chapters_show_ours_beside_the_papers(book, pages):
     xu = pages('xu2024')
@@ -221,3 +236,61 @@ def test_closing_chapter_sets_five_studies_side_by_side(book, pages):
     assert 'no records' not in p.cells and 'No records yet' not in p.body
     assert 'not varied' in p.cells  # xu2024 and kittipipatthanapong2023 use one size
     assert any(c.endswith(' of 3') for c in p.cells)  # the main study: block 4 against block 1 in each of three datasets
+
+def test_front_page_opens_with_the_answers(book, pages):
+    p = pages('index')
+    want = answers(load_records(book/'runs'/'three'), 'three')  # recomputed here from the records
+    block = p.soup.select_one('.resdepth-answers')
+    assert block is not None and block['data-study'] == 'three'
+    shown = {d['data-dataset']: ' '.join(d.get_text().split()) for d in block.select('.resdepth-answer')}
+    assert list(shown) == list(want) and sorted(shown) == sorted(SETS), shown
+    for d, a in want.items():
+        t, b, r, c = shown[d], a['best'], a['reference'], a['cheapest']
+        assert f"Best: block {b['depth']} @ 28 px, mean test accuracy {b['mean']:.3f} ± {b['half']:.3f} (n=3)" in t, t
+        for e in a['not_worse']: assert f"block {e['depth']} @ 28 px ({e['mean']:.3f})" in t, (e, t)
+        assert f"Reference (block 4 @ 28 px, the largest size run): {r['mean']:.3f} ± {r['half']:.3f} (n=3)" in t, t
+        if (c['size'], c['depth']) == (r['size'], r['depth']): assert 'Cheapest adequate: the reference itself' in t, t
+        else: assert f"Cheapest adequate: block {c['depth']} @ 28 px, {c['mean']:.3f}" in t and f"{100 * c['flops_saved']:.0f}% fewer FLOPs" in t, t
+        assert "Missing: complete: all 12 cells ran (of the grid its records imply" in t, t
+    text = ' '.join(p.soup.select_one('main, article, body').get_text().split())
+    assert text.index('Best: block') < text.index('This book is produced by')  # the answers come first
+
+def test_heat_maps_of_accuracy_auc_and_the_difference_from_the_paper(book, pages):
+    results = pages('results')
+    for metric in ('accuracy', 'auc'):
+        got = [m for m in results.layout['heatmaps'] if m['metric'] == metric]
+        assert sorted(m['dataset'] for m in got) == sorted(SETS), results.layout['heatmaps']
+        assert all(m['width'] > 100 and m['colours'] > 5 for m in got), got  # drawn, not blank
+    diff = [m for m in pages('replication').layout['heatmaps'] if m['metric'] == 'difference']
+    assert sorted(m['dataset'] for m in diff) == sorted(SETS) and all(m['colours'] > 5 for m in diff), diff
+    links = [a['href'] for a in results.soup.select('.resdepth-figure-files a')]
+    assert any(h.endswith('heatmap-auc-retinamnist.pdf') for h in links) and any(h.endswith('figure3.png') for h in links), links
+    missing = [h for h in links if not (html_file(book, 'results').parent/h).resolve().is_file()]
+    assert not missing, missing
+
+def test_table_means_link_to_their_seeds_and_each_cell_to_its_page(book, pages):
+    res, cells = pages('results'), pages('cells')
+    hrefs = {a['href'] for a in res.soup.select('table a[href*="cells.html#"]')}
+    want = {config_anchor(d, 28, k) for d in SETS for k in (1, 2, 3, 4)}
+    assert {h.split('#')[1] for h in hrefs} == want and all(h.startswith('cells.html#') for h in hrefs), hrefs
+    assert want <= {t['id'] for t in cells.soup.find_all(id=True)}
+    first = cells.soup.find(id=config_anchor('breastmnist', 28, 2)).find('a', href=True)  # the configuration's first seed
+    assert first.get_text() == 'breastmnist-28-d2-s0'
+    cell = (html_file(book, 'cells').parent/first['href']).resolve()
+    text = cell.read_text()
+    assert text.count('data:image/png;base64,') == 1 and text.index('data:image/png') > text.rindex('write_json')  # its curve, after the record
+    assert f"cells.html#{config_anchor('breastmnist', 28, 2)}" in text  # and back to its configuration
+
+def test_reference_appendix_and_titles_without_markup(book, pages):
+    ref = pages('reference/stats')
+    assert re.search(r'def\s+load_records\s*\(', ref.body) and 'one row each' in ref.body
+    side = ' '.join(pages('index').soup.select_one('nav.bd-links').get_text(' ').split())
+    assert 'Appendices Cells Performance' in side and 'Library reference Core' in side and 'Statistics' in side, side
+    for n in CHAPTERS:
+        heads = [pages(n).soup.title.get_text(), *(h.get_text() for h in pages(n).soup.select('h1, h2, nav.bd-links a'))]
+        assert not [h for h in heads if '{#' in h or '{.' in h], (n, heads)
+
+def test_no_table_wraps_a_number_or_overflows_at_1280_px(pages):
+    bad = {n: {k: pages(n).layout[k][:3] for k in ('wrapped', 'overflow') if pages(n).layout[k]} for n in CHAPTERS}
+    assert not {n: b for n, b in bad.items() if b}, bad
+    assert sum(pages(n).layout['tables'] for n in CHAPTERS) > 20
