@@ -6,7 +6,7 @@ Docs: https://resdepth.github.io/resdepth/bench_book.html.md"""
 
 # %% ../nbs/08a_bench_book.ipynb #343fa6eb
 from __future__ import annotations
-import json, os, re, shutil, subprocess, sys, tempfile, time
+import json, os, re, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 from .core import ResdepthError, write_json
 
@@ -73,6 +73,12 @@ def bench_book(runs:str|Path='runs', # the records root to render (copied first:
         finally:
             tag = _tag(copy, study, renderer)
             for d in (project/'.book-build'/tag, project/'.book-cache'/tag): shutil.rmtree(d, ignore_errors=True)
+    from resdepth.cells import curve_seconds
+    recs = (json.loads(p.read_text()) for p in sorted((runs/study).glob('*.json')))
+    ok = [r for r, _ in zip((r for r in recs if isinstance(r, dict) and r.get('status') == 'ok' and r.get('history')), range(10))]
+    if ok:  # what each cell notebook adds at its end: its learning curve drawn and written as a PNG
+        res['curve'] = dict(seconds=statistics.median(curve_seconds(r, repeats=3) for r in ok), records=len(ok))
+        log(f"learning curve  {res['curve']['seconds']:.3f} s per cell (median over {len(ok)} records)")
     u = res['renders']['unchanged']['seconds']
     res['met'] = dict(unchanged_seconds=u <= BOOK_TARGETS['unchanged_seconds'])
     log(f"unchanged rerender {u:.1f} s, target <= {BOOK_TARGETS['unchanged_seconds']:g} s: {'met' if res['met']['unchanged_seconds'] else 'NOT met'}")

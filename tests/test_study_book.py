@@ -209,6 +209,9 @@ def test_performance_appendix_shows_every_benchmark_file(book, pages):
             assert f"{r['normalise']['share']:.2%}" in p.cells
         if 'renders' in r:  # `resdepth bench --book`: first render, unchanged rerender, rerender after one new record
             assert [f"{x['seconds']:.1f}" in p.cells for x in r['renders'].values()] == [True] * len(r['renders'])
+            verdict = 'met' if r['met']['unchanged_seconds'] else 'not met'
+            assert f"target of at most {r['targets']['unchanged_seconds']:g} s: {verdict}." in p.body
+            assert ('curve' not in r) or f"{r['curve']['seconds']:.3f} s per cell" in p.body
 
 def test_companion_chapters_show_ours_beside_the_papers(book, pages):
     xu = pages('xu2024')
